@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make repro   -> venv + install + quick reproduction (figures/ and results/)
+#   make test    -> venv + install + the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data)
+export LATENTDIST_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
+export MPLBACKEND ?= Agg
+
+.PHONY: setup test test-all repro repro-full lint bench clean
+
+$(BIN)/activate: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# constraints.txt pins the CPU torch wheel so nothing pulls CUDA packages.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(BIN)/activate
+
+setup: $(BIN)/activate
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
+
+test-all: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+repro: setup
+	$(BIN)/latentdist repro --quick
+
+repro-full: setup
+	$(BIN)/latentdist repro --full
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/distances.py
+	$(BIN)/python benchmarks/ensemble.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

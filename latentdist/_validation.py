@@ -1,0 +1,265 @@
+"""Input validation shared by every public entry point.
+
+Every public function funnels its arguments through these helpers so that bad
+input fails the same way everywhere: ``TypeError`` for the wrong kind of
+object, ``ValueError`` for the right kind with the wrong content. Messages name
+the argument and say what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from numbers import Integral, Real
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+
+__all__ = [
+    "ArrayLike",
+    "is_tensor",
+    "check_array",
+    "check_samples",
+    "check_pair",
+    "check_weights",
+    "check_scalar",
+    "check_int",
+    "check_option",
+    "check_device",
+    "to_numpy",
+    "to_tensor",
+]
+
+
+def is_tensor(x: Any) -> bool:
+    """True when ``x`` is a ``torch.Tensor``."""
+    return isinstance(x, torch.Tensor)
+
+
+def _describe(x: Any) -> str:
+    if is_tensor(x):
+        return f"torch.Tensor of dtype {x.dtype} and shape {tuple(x.shape)}"
+    if isinstance(x, np.ndarray):
+        return f"numpy array of dtype {x.dtype} and shape {x.shape}"
+    return type(x).__name__
+
+
+def check_array(
+    x: ArrayLike,
+    name: str,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    allow_int: bool = True,
+    finite: bool = True,
+) -> np.ndarray | torch.Tensor:
+    """Check that ``x`` is a real numeric array or tensor and return it.
+
+    Tensors are returned as tensors (gradients preserved); everything else is
+    returned as a numpy array. Integer inputs are cast to float64 (numpy) or
+    float32 (torch) when ``allow_int`` is true.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not numeric (strings, objects, complex, bool).
+    ValueError
+        If ``x`` has the wrong number of dimensions or non-finite entries.
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array or tensor, got None")
+    if is_tensor(x):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got {_describe(x)}")
+        if not x.is_floating_point():
+            if not allow_int:
+                raise TypeError(f"{name} must be floating point, got {_describe(x)}")
+            x = x.float()
+        arr = x
+    else:
+        if isinstance(x, (str, bytes)) or np.isscalar(x) and not isinstance(x, Real):
+            raise TypeError(f"{name} must be an array or tensor, got {_describe(x)}")
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:  # ragged lists and the like
+            raise ValueError(f"{name} could not be read as a rectangular array: {exc}") from exc
+        if arr.dtype == bool or arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got {_describe(arr)}")
+        if arr.dtype.kind in "iu":
+            if not allow_int:
+                raise TypeError(f"{name} must be floating point, got {_describe(arr)}")
+            arr = arr.astype(np.float64)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            shape = tuple(arr.shape)
+            want = " or ".join(f"{d}-D" for d in allowed)
+            hint = " (use x.reshape(-1, 1) for 1-D data)" if arr.ndim == 1 and 2 in allowed else ""
+            raise ValueError(f"{name} must be {want}, got shape {shape}{hint}")
+    if finite:
+        bad = (~torch.isfinite(arr.detach())).any().item() if is_tensor(arr) else not np.isfinite(arr).all()
+        if bad:
+            raise ValueError(f"{name} contains NaN or inf; clean or drop those entries first")
+    return arr
+
+
+def check_samples(
+    x: ArrayLike,
+    name: str = "x",
+    *,
+    min_samples: int = 1,
+    dim: int | None = None,
+) -> np.ndarray | torch.Tensor:
+    """Validate a sample matrix of shape ``(n_samples, n_features)``.
+
+    Parameters
+    ----------
+    x : array-like or torch.Tensor, shape (n, D)
+    name : str
+        Argument name used in error messages.
+    min_samples : int
+        Smallest allowed ``n``.
+    dim : int, optional
+        Required ``D``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``x`` itself (tensors keep their graph), floating point.
+
+    Examples
+    --------
+    >>> check_samples([[0.0, 1.0], [1.0, 2.0]], "x").shape
+    (2, 2)
+    """
+    arr = check_array(x, name, ndim=2)
+    n, d = arr.shape
+    if n < min_samples:
+        raise ValueError(f"{name} needs at least {min_samples} samples, got {n}")
+    if d == 0:
+        raise ValueError(f"{name} must have at least one feature, got shape {tuple(arr.shape)}")
+    if dim is not None and d != dim:
+        raise ValueError(f"{name} must have {dim} features (columns), got {d}")
+    return arr
+
+
+def check_pair(
+    x: ArrayLike,
+    y: ArrayLike,
+    names: tuple[str, str] = ("x", "y"),
+    *,
+    min_samples: int = 1,
+) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+    """Validate two sample matrices that must share their feature dimension."""
+    x = check_samples(x, names[0], min_samples=min_samples)
+    y = check_samples(y, names[1], min_samples=min_samples)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same number of features, "
+            f"got {x.shape[1]} and {y.shape[1]}"
+        )
+    return x, y
+
+
+def check_weights(w: ArrayLike | None, n: int, name: str = "weights") -> np.ndarray | torch.Tensor | None:
+    """Validate non-negative sample weights of length ``n``; returns them normalized to sum 1.
+
+    ``None`` passes through (uniform weights).
+    """
+    if w is None:
+        return None
+    arr = check_array(w, name, ndim=1)
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} must have length {n} (one per sample), got {arr.shape[0]}")
+    total = arr.sum()
+    if (arr < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    if float(total) <= 0:
+        raise ValueError(f"{name} must not be all zero")
+    return arr / total
+
+
+def check_scalar(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Check a finite real scalar within optional bounds and return it as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
+        if is_tensor(value) and value.numel() == 1 and not value.is_complex():
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (not low_inclusive and value == low)):
+        op = ">=" if low_inclusive else ">"
+        raise ValueError(f"{name} must be {op} {low}, got {value}")
+    if high is not None and (value > high or (not high_inclusive and value == high)):
+        op = "<=" if high_inclusive else "<"
+        raise ValueError(f"{name} must be {op} {high}, got {value}")
+    return value
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Check an integer (not bool) within optional inclusive bounds and return it."""
+    if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_option(value: Any, name: str, options: Iterable[str]) -> str:
+    """Check that ``value`` is one of the known option names (case-sensitive)."""
+    options = list(options)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {options}, got {type(value).__name__}")
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {options}")
+    return value
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """Resolve ``device`` ('cpu', 'cuda', 'cuda:1', 'auto', torch.device or None -> cpu)."""
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; use device='cpu'")
+    return dev
+
+
+def to_numpy(x: np.ndarray | torch.Tensor, dtype: Any = np.float64) -> np.ndarray:
+    """Detach, move to CPU and convert to a numpy array of ``dtype``."""
+    if is_tensor(x):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def to_tensor(
+    x: np.ndarray | torch.Tensor,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Convert to a tensor without breaking autograd; numpy float64 stays float64 unless ``dtype``."""
+    if is_tensor(x):
+        return x.to(device=device or x.device, dtype=dtype or x.dtype)
+    arr = np.asarray(x)
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return t.to(device=device or "cpu", dtype=dtype or t.dtype)

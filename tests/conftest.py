@@ -1,0 +1,52 @@
+"""Shared test configuration.
+
+Hypothesis runs derandomized with no deadline: CI machines are small and shared,
+so per-example timing is noise, and a failing example must reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    max_examples=30,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", deadline=None, max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Two xdist workers on two cores: one intra-op thread each avoids oversubscription.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+os.environ.setdefault("LATENTDIST_PROGRESS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mnist_root() -> Path | None:
+    env = os.environ.get("LATENTDIST_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if (c / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """Data root holding the real MNIST files; CI points LATENTDIST_DATA at it."""
+    root = _mnist_root()
+    if root is None:
+        pytest.fail("real MNIST files not found: set LATENTDIST_DATA to the directory holding mnist/")
+    return root
