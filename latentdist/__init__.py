@@ -25,7 +25,7 @@ _SUBMODULES = (
     "estimator",
     "ensemble",
     "profile",
-    "optimal_latent",
+    "optimal",
     "complexity",
     "train",
     "metrics",
@@ -46,7 +46,7 @@ _EXPORTS = {
     "complexity_profile": "profile",
     "eps_complexity": "profile",
     "plot_profile": "profile",
-    "optimal_latent": "optimal_latent",
+    "optimal_latent": "optimal",
     "normalize": "latents",
 }
 
