@@ -1,0 +1,311 @@
+"""Real MNIST from the original IDX files: parsing, md5 verification, download, subsets.
+
+Files live in ``<root>/mnist/`` as ``train-images-idx3-ubyte.gz`` and friends (the raw,
+uncompressed files are accepted too). ``root`` is, in order: the ``root`` argument, the
+``$LATENTDIST_DATA`` environment variable, the user cache ``cache_dir('data')``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import urllib.error
+import urllib.request
+import zlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write_bytes, cache_dir
+from .._progress import progress_bar
+from .._seeding import SeedLike, make_rng
+from .._validation import check_int, check_option
+
+__all__ = ["load_mnist", "read_idx", "download_mnist", "mnist_root", "MNIST_FILES", "MNIST_MD5", "MIRRORS"]
+
+#: The four files of each split: (images, labels).
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+#: Published md5 sums, for the gzip files and their decompressed contents.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+#: Tried in order by :func:`download_mnist`; each serves ``<mirror><file>.gz``.
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+_IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | os.PathLike, *, expected_magic: int | None = None) -> np.ndarray:
+    """Parse an IDX file (raw or gzip-compressed) into a numpy array.
+
+    Layout: a 4-byte big-endian magic ``0x0000 TT NN`` (TT the element type, NN the
+    number of dimensions), NN big-endian uint32 sizes, then the elements in C order.
+    MNIST uses magic 2051 (ubyte, 3 dims: images) and 2049 (ubyte, 1 dim: labels).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.gz`` files (detected by their gzip signature) are decompressed.
+    expected_magic : int, optional
+        Raise unless the file's magic number equals this.
+
+    Returns
+    -------
+    numpy.ndarray
+        Native-endian array of the declared shape and element type.
+
+    Raises
+    ------
+    ValueError
+        Bad or unexpected magic, unknown element type, truncated or over-long data,
+        corrupt gzip stream.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.idx"
+    >>> _ = p.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
+    >>> read_idx(p).tolist()
+    [7, 8, 9]
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path} is not a readable gzip file (truncated or corrupt): {exc}") from exc
+    if len(raw) < 4:
+        raise ValueError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise ValueError(f"{path} has an invalid IDX magic number {int.from_bytes(raw[:4], 'big')}")
+    magic = int.from_bytes(raw[:4], "big")
+    if expected_magic is not None and magic != expected_magic:
+        raise ValueError(f"{path} has IDX magic number {magic}, expected {expected_magic}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated inside its IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "longer than its header declares"
+        raise ValueError(f"{path} is {what}: {len(raw)} bytes, header of shape {shape} needs {expected}")
+    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="), copy=True)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _verified(path: str, mtime_ns: int, size: int) -> bool:
+    """md5 check, cached per (path, mtime, size) so repeated loads do not re-hash."""
+    return _md5(Path(path)) == MNIST_MD5[Path(path).name]
+
+
+def _check_file(path: Path) -> None:
+    st = path.stat()
+    if not _verified(str(path), st.st_mtime_ns, st.st_size):
+        raise ValueError(
+            f"{path} fails its md5 check (expected {MNIST_MD5[path.name]}); the file is corrupt or "
+            "not the original MNIST file: delete it and reload with download=True"
+        )
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _candidate_roots(root: str | os.PathLike | None) -> list[Path]:
+    if root is not None:
+        return [Path(root)]
+    env = os.environ.get("LATENTDIST_DATA")
+    return ([Path(env)] if env else []) + [cache_dir("data")]
+
+
+def mnist_root(root: str | os.PathLike | None = None) -> Path | None:
+    """The first data root (argument, ``$LATENTDIST_DATA``, user cache) holding all MNIST files."""
+    for cand in _candidate_roots(root):
+        if all(_find(cand / "mnist", s) for pair in MNIST_FILES.values() for s in pair):
+            return cand
+    return None
+
+
+def download_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    mirrors: tuple[str, ...] | list[str] | None = None,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Path:
+    """Download the four MNIST ``.gz`` files that are missing from ``<root>/mnist/``.
+
+    Each file is fetched with ``urllib`` from the first mirror that serves it with the
+    published md5, then written atomically; a file that fails its checksum is never
+    written. ``root`` defaults to ``$LATENTDIST_DATA`` or the user cache.
+
+    Returns
+    -------
+    pathlib.Path
+        The data root (the files are in ``<root>/mnist/``).
+
+    Raises
+    ------
+    OSError
+        If some file could not be fetched with a valid checksum from any mirror; the
+        message lists every attempt.
+    """
+    target = _candidate_roots(root)[0]
+    mirrors = tuple(MIRRORS if mirrors is None else mirrors)
+    if not mirrors:
+        raise ValueError("mirrors must list at least one base URL")
+    directory = target / "mnist"
+    stems = [s for pair in MNIST_FILES.values() for s in pair]
+    for stem in progress_bar(stems, progress=progress, desc="MNIST download"):
+        if _find(directory, stem) is not None:
+            continue
+        fname = stem + ".gz"
+        failures = []
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + fname
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    data = resp.read()
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                failures.append(f"{url}: {exc}")
+                continue
+            digest = hashlib.md5(data).hexdigest()
+            if digest != MNIST_MD5[fname]:
+                failures.append(f"{url}: md5 {digest} != expected {MNIST_MD5[fname]}")
+                continue
+            atomic_write_bytes(directory / fname, data)
+            break
+        else:
+            raise OSError(f"could not download {fname}; attempts:\n  " + "\n  ".join(failures))
+    return target
+
+
+@lru_cache(maxsize=4)
+def _parsed(images: str, labels: str, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Parsed uint8 images and labels; ``key`` carries mtimes and sizes so edits invalidate it."""
+    x = read_idx(images, expected_magic=_IMAGES_MAGIC)
+    y = read_idx(labels, expected_magic=_LABELS_MAGIC)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise ValueError(f"{images} must hold 28x28 images, got shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{labels} holds {y.shape} labels for {len(x)} images in {images}")
+    if y.max(initial=0) > 9:
+        raise ValueError(f"{labels} holds labels outside 0..9")
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_mnist(
+    split: str = "train",
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    n: int | None = None,
+    digits: int | list[int] | tuple[int, ...] | None = None,
+    seed: SeedLike = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load MNIST images as float32 in [0, 1] with int64 labels.
+
+    ``x = pixel / 255``. Files are md5-verified (once per path, mtime and size) and
+    parsed once per process; every call returns fresh arrays.
+
+    Parameters
+    ----------
+    split : {'train', 'test'}
+        60,000 training or 10,000 test images.
+    root : path-like, optional
+        Directory holding ``mnist/``; default ``$LATENTDIST_DATA``, then the user cache.
+    download : bool
+        Fetch missing files (see :func:`download_mnist`).
+    n : int, optional
+        Size of a seeded random subset drawn without replacement (kept in file order).
+    digits : int or sequence of int, optional
+        Keep only these classes (applied before ``n``).
+    seed : int or Generator
+        Seeds the subset.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (n, 1, 28, 28), float32
+    labels : numpy.ndarray, shape (n,), int64
+
+    Examples
+    --------
+    >>> x, y = load_mnist("test", n=100, digits=[0, 1], seed=0)  # doctest: +SKIP
+    >>> x.shape, set(y.tolist()) <= {0, 1}  # doctest: +SKIP
+    ((100, 1, 28, 28), True)
+    """
+    split = check_option(split, "split", list(MNIST_FILES))
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be a bool, got {type(download).__name__}")
+    keep = None
+    if digits is not None:
+        seq = [digits] if isinstance(digits, (int, np.integer)) and not isinstance(digits, bool) else digits
+        try:
+            seq = list(seq)
+        except TypeError:
+            raise TypeError(f"digits must be an int or a sequence of ints in 0..9, got {digits!r}") from None
+        if not seq:
+            raise ValueError("digits must name at least one class in 0..9")
+        keep = np.array(sorted({check_int(d, "digits", low=0, high=9) for d in seq}))
+    if n is not None:
+        n = check_int(n, "n", low=1)
+
+    found = mnist_root(root)
+    if found is None and download:
+        found = mnist_root(download_mnist(root))
+    if found is None:
+        looked = ", ".join(str(c / "mnist") for c in _candidate_roots(root))
+        raise FileNotFoundError(
+            f"MNIST files not found; looked in: {looked}. Set LATENTDIST_DATA to the directory holding "
+            "mnist/, pass root=..., or pass download=True."
+        )
+    paths = [_find(found / "mnist", s) for s in MNIST_FILES[split]]
+    for p in paths:
+        _check_file(p)
+    key = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    images, labels = _parsed(str(paths[0]), str(paths[1]), key)
+
+    idx = np.arange(len(labels)) if keep is None else np.flatnonzero(np.isin(labels, keep))
+    if n is not None:
+        if n > len(idx):
+            raise ValueError(f"n={n} exceeds the {len(idx)} images available in split {split!r}"
+                             + ("" if keep is None else f" for digits {keep.tolist()}"))
+        idx = np.sort(make_rng(seed).choice(idx, size=n, replace=False))
+    x = images[idx].astype(np.float32)
+    x /= 255.0
+    return x[:, None], labels[idx].astype(np.int64)
