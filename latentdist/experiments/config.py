@@ -1,0 +1,177 @@
+"""Quick and full configurations of the experiments R1–R6 (THEORY.md §6).
+
+A configuration is a plain JSON-like dict, so it can be hashed for the result cache and written next
+to the numbers it produced. ``quick`` is sized for the test suite and ``latentdist repro --quick``
+(minutes on two CPU cores); ``full`` produces the numbers quoted in ``paper_repro.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from latentdist._validation import check_option
+
+__all__ = ["CLAIMS", "MODES", "get_config", "default_out_dir"]
+
+CLAIMS = ("R1", "R2", "R3", "R4", "R5", "R6")
+MODES = ("quick", "full")
+
+_R1 = {
+    "quick": {
+        "seed": 0,
+        "a1": {"n": 500, "eigenvalues": [4.0, 1.0, 0.25], "dims": [1, 2], "steps": 300, "restarts": 2},
+        "a2": {"n": 400, "a": 2.0, "lipschitz": [0.5, 1.0, 2.0, 4.0], "steps": 250, "restarts": 2,
+               "width": 16, "depth": 2},
+        "props": {"n": 400, "steps": 250, "restarts": 2, "width": 16},
+        "batch_size": 256,
+        "lr": 0.01,
+    },
+    "full": {
+        "seed": 0,
+        "a1": {"n": 2000, "eigenvalues": [4.0, 1.0, 0.25], "dims": [1, 2], "steps": 800, "restarts": 3},
+        "a2": {"n": 1000, "a": 2.0, "lipschitz": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], "steps": 800,
+               "restarts": 3, "width": 32, "depth": 2},
+        "props": {"n": 1000, "steps": 800, "restarts": 3, "width": 32},
+        "batch_size": 512,
+        "lr": 0.01,
+    },
+}
+
+_R2 = {
+    "quick": {
+        "seed": 0,
+        "datasets": {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+                     "spiral": {"name": "spiral", "params": {}}},
+        "n": 400, "noise": 0.0, "latent_dim": 2,
+        "family": "lipschitz", "capacities": [0.5, 1.0, 2.0, 4.0], "width": 16, "depth": 2,
+        "distance": "w2", "steps": 200, "restarts": 1, "batch_size": 256, "lr": 0.01,
+        "eps_factor": 2.0,
+    },
+    "full": {
+        "seed": 0,
+        "datasets": {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+                     "spiral": {"name": "spiral", "params": {}}},
+        "n": 1000, "noise": 0.0, "latent_dim": 2,
+        "family": "lipschitz", "capacities": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "width": 32, "depth": 2,
+        "distance": "w2", "steps": 600, "restarts": 3, "batch_size": 512, "lr": 0.01,
+        "eps_factor": 2.0,
+    },
+}
+
+_R3 = {
+    "quick": {
+        "seed": 0,
+        "datasets": {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+                     "spiral": {"name": "spiral", "params": {}}},
+        "n": 400, "latent_dim": 2, "family": "lipschitz", "capacity": 1.0, "width": 16, "depth": 2,
+        "distance": "w2", "parameterization": "particles", "normalization": "moment",
+        "steps": 250, "restarts": 1, "batch_size": 256, "lr": 0.01,
+    },
+    "full": {
+        "seed": 0,
+        "datasets": {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+                     "spiral": {"name": "spiral", "params": {}}},
+        "n": 1000, "latent_dim": 2, "family": "lipschitz", "capacity": 1.0, "width": 32, "depth": 2,
+        "distance": "w2", "parameterization": "particles", "normalization": "moment",
+        "steps": 800, "restarts": 3, "batch_size": 512, "lr": 0.01,
+    },
+}
+
+_R4 = {
+    "quick": {
+        "seed": 0,
+        "dataset": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+        "n": 1000, "latent_dim": 2, "width": 16, "depth": 2, "gaussian_widths": [16, 64],
+        "critic_width": 64, "loss": "wgan-gp", "steps": 400, "prior": "gmm", "n_eval": 1000,
+        "latent_steps": 200, "seeds": 1,
+    },
+    "full": {
+        "seed": 0,
+        "dataset": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+        "n": 4000, "latent_dim": 2, "width": 16, "depth": 2, "gaussian_widths": [16, 32, 64, 128],
+        "critic_width": 128, "loss": "wgan-gp", "steps": 3000, "prior": "gmm", "n_eval": 2000,
+        "latent_steps": 600, "seeds": 3,
+    },
+}
+
+_R5 = {
+    "quick": {
+        "seed": 0,
+        "n_train": 2000, "n_eval": 500, "latent_dim": 8, "decoder_channels": 16, "small_channels": 8,
+        "encoder_channels": 16, "aux_channels": [4], "aux_dropout": 0.0, "stage1_steps": 150,
+        "stage2_steps": 150, "joint_steps": 150, "batch_size": 64, "prior": "gmm",
+    },
+    "full": {
+        "seed": 0,
+        "n_train": 20000, "n_eval": 2000, "latent_dim": 8, "decoder_channels": 32, "small_channels": 16,
+        "encoder_channels": 32, "aux_channels": [2, 4, 8, 32], "aux_dropout": 0.0, "stage1_steps": 2000,
+        "stage2_steps": 2000, "joint_steps": 2000, "batch_size": 128, "prior": "gmm",
+    },
+}
+
+_R6 = {
+    "quick": {
+        "seed": 0,
+        "datasets": {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+                     "spiral": {"name": "spiral", "params": {}}},
+        "distances": ["w2", "sinkhorn", "mmd"], "n": 400, "latent_dim": 2, "family": "lipschitz",
+        "capacity": 1.0, "width": 16, "depth": 2, "steps": 200, "restarts": 1, "batch_size": 256,
+        "lr": 0.01, "optimal_steps": 200,
+    },
+    "full": {
+        "seed": 0,
+        "datasets": {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
+                     "spiral": {"name": "spiral", "params": {}}},
+        "distances": ["w2", "sinkhorn", "mmd"], "n": 1000, "latent_dim": 2, "family": "lipschitz",
+        "capacity": 1.0, "width": 32, "depth": 2, "steps": 600, "restarts": 3, "batch_size": 512,
+        "lr": 0.01, "optimal_steps": 600,
+    },
+}
+
+_CONFIGS = {"R1": _R1, "R2": _R2, "R3": _R3, "R4": _R4, "R5": _R5, "R6": _R6}
+
+
+def _merge(base: dict, overrides: dict, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        where = f"{path}{key}"
+        if key not in out:
+            raise ValueError(f"unknown configuration key {where!r}; known: {sorted(out)}")
+        if isinstance(out[key], dict) and isinstance(value, dict) and key != "datasets":
+            out[key] = _merge(out[key], value, f"{where}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def get_config(claim: str, mode: str = "quick", **overrides: Any) -> dict:
+    """The configuration of ``claim`` in ``mode``, with optional overrides.
+
+    Parameters
+    ----------
+    claim : {'R1', ..., 'R6'}
+    mode : {'quick', 'full'}
+    **overrides
+        Replace top-level keys; a dict value is merged into a nested dict (``a2={'steps': 10}``)
+        except ``datasets``, which is replaced whole. Unknown keys raise ``ValueError``.
+
+    Returns
+    -------
+    dict
+        A fresh deep copy, safe to modify.
+
+    Examples
+    --------
+    >>> get_config("R2", "quick", steps=10)["steps"]
+    10
+    """
+    check_option(claim, "claim", CLAIMS)
+    check_option(mode, "mode", MODES)
+    return _merge(_CONFIGS[claim][mode], overrides)
+
+
+def default_out_dir(mode: str) -> str:
+    """``figures/quick`` for quick mode, ``figures`` for full mode (relative to the working directory)."""
+    check_option(mode, "mode", MODES)
+    return "figures/quick" if mode == "quick" else "figures"

@@ -1,0 +1,150 @@
+"""Run experiments R1–R6: cache lookup, computation, figures and numbers.
+
+Each claim lives in its own module (``r1_distance`` … ``r6_baselines``) exposing ``CLAIM``, ``TITLE``,
+``VERSION`` (bumped whenever the computation changes, so stale cache entries are not reused),
+``compute(config, *, progress) -> ExperimentResult`` and ``plot(result, out_dir) -> list[Path]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from latentdist._validation import check_option
+from latentdist.experiments import cache
+from latentdist.experiments.config import CLAIMS, MODES, default_out_dir, get_config
+from latentdist.experiments.io import save_json, save_table
+from latentdist.experiments.result import ExperimentResult
+
+__all__ = ["MODULES", "experiment_module", "run_experiment", "run_all", "resolve_mode", "resolve_out_dir"]
+
+MODULES = {
+    "R1": "r1_distance",
+    "R2": "r2_complexity",
+    "R3": "r3_optimal",
+    "R4": "r4_gan",
+    "R5": "r5_dae",
+    "R6": "r6_baselines",
+}
+
+
+def experiment_module(claim: str) -> ModuleType:
+    """The module implementing ``claim`` (imported lazily: R5 pulls in the MNIST stack)."""
+    check_option(claim, "claim", CLAIMS)
+    return importlib.import_module(f"latentdist.experiments.{MODULES[claim]}")
+
+
+def resolve_mode(mode: str | None = None) -> str:
+    """``mode``, else ``$LATENTDIST_MODE``, else ``'quick'``; validated."""
+    mode = mode or os.environ.get("LATENTDIST_MODE") or "quick"
+    return check_option(mode, "mode", MODES)
+
+
+def resolve_out_dir(mode: str, out: str | os.PathLike | None = None) -> Path:
+    """``out``, else ``$LATENTDIST_FIGURES``, else ``figures/quick`` (quick) or ``figures`` (full)."""
+    return Path(out or os.environ.get("LATENTDIST_FIGURES") or default_out_dir(mode))
+
+
+def run_experiment(
+    claim: str,
+    mode: str | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    write: bool = True,
+    **overrides: Any,
+) -> ExperimentResult:
+    """Run one claim's experiment, reusing a cached result for an identical configuration.
+
+    Parameters
+    ----------
+    claim : {'R1', ..., 'R6'}
+    mode : {'quick', 'full'}, optional
+        Defaults to ``$LATENTDIST_MODE`` or ``'quick'``.
+    out : path, optional
+        Where figures and numbers go; defaults as in :func:`resolve_out_dir`.
+    use_cache : bool
+        ``False`` recomputes and overwrites the cache entry.
+    progress : bool
+        Progress bars of the library calls.
+    write : bool
+        Write figures (``<claim>_*.png/.pdf``) and numbers (``<claim>.csv``, ``<claim>.json``).
+    **overrides
+        Configuration overrides, see :func:`latentdist.experiments.config.get_config`.
+
+    Returns
+    -------
+    ExperimentResult
+        ``.table`` is the tidy DataFrame.
+
+    Examples
+    --------
+    >>> res = run_experiment("R1", "quick", write=False)  # doctest: +SKIP
+    >>> res.table.columns[:3].tolist()  # doctest: +SKIP
+    """
+    mode = resolve_mode(mode)
+    module = experiment_module(claim)
+    config = get_config(claim, mode, **overrides)
+    key = cache.config_hash(claim, config, module.VERSION)
+    result = cache.load(claim, key) if use_cache else None
+    if result is not None:
+        result.cached = True
+    else:
+        start = time.perf_counter()
+        result = module.compute(config, progress=progress)
+        result.seconds = time.perf_counter() - start
+        result.claim, result.config, result.key, result.cached = claim, config, key, False
+        cache.store(claim, key, result)
+    if write:
+        out_dir = resolve_out_dir(mode, out)
+        save_table(result.table, out_dir, claim)
+        files = [str(p) for p in module.plot(result, out_dir)]
+        save_json(
+            {"claim": claim, "title": module.TITLE, "mode": mode, "config": config, "config_hash": key,
+             "seconds": result.seconds, "summary": result.summary, "figures": files},
+            out_dir, claim,
+        )
+    return result
+
+
+def run_all(
+    claims: list[str] | tuple[str, ...] | None = None,
+    mode: str | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    log: Any = None,
+) -> dict[str, ExperimentResult]:
+    """Run several claims in order and write ``repro_summary.json`` (seconds per claim, total).
+
+    ``log`` is an optional callable taking one line of text (the CLI passes ``print``).
+    """
+    mode = resolve_mode(mode)
+    claims = list(claims or CLAIMS)
+    for c in claims:
+        check_option(c, "claim", CLAIMS)
+    out_dir = resolve_out_dir(mode, out)
+    results: dict[str, ExperimentResult] = {}
+    start = time.perf_counter()
+    for claim in claims:
+        t0 = time.perf_counter()
+        res = run_experiment(claim, mode, out=out_dir, use_cache=use_cache, progress=progress)
+        results[claim] = res
+        if log is not None:
+            how = "cached" if res.cached else "computed"
+            log(f"{claim} {experiment_module(claim).TITLE}: {how} in {time.perf_counter() - t0:.1f}s "
+                f"(computation {res.seconds:.1f}s) -> {out_dir}")
+    total = time.perf_counter() - start
+    save_json(
+        {"mode": mode, "claims": claims, "wall_seconds": total,
+         "compute_seconds": {c: r.seconds for c, r in results.items()},
+         "cached": {c: r.cached for c, r in results.items()}},
+        out_dir, "repro_summary",
+    )
+    return results
