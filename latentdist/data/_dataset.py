@@ -177,7 +177,7 @@ class ChartDistance:
         low: np.ndarray,
         high: np.ndarray,
         grid: tuple[int, ...],
-        iterations: int = 25,
+        iterations: int = 80,
     ) -> None:
         self.chart = chart
         self.low = np.asarray(low, dtype=np.float64)

@@ -219,7 +219,7 @@ def _swiss_roll(n: int, rng: np.random.Generator) -> _Native:
     One component, intrinsic dimension 2.
     """
     x, t = make_swiss_roll(n, noise=0.0, random_state=_sklearn_seed(rng))
-    return _Native(x, np.stack([t, x[:, 1]], 1), 2, 1, _chart_distance("swiss_roll", ()), {})
+    return _Native(x, np.stack([np.reshape(t, -1), x[:, 1]], 1), 2, 1, _chart_distance("swiss_roll", ()), {})
 
 
 def _s_curve_chart(u: np.ndarray) -> np.ndarray:
@@ -234,7 +234,7 @@ def _s_curve(n: int, rng: np.random.Generator) -> _Native:
     ``sklearn.datasets.make_s_curve(noise=0)``. One component, intrinsic dimension 2.
     """
     x, t = make_s_curve(n, noise=0.0, random_state=_sklearn_seed(rng))
-    return _Native(x, np.stack([t, x[:, 1]], 1), 2, 1, _chart_distance("s_curve", ()), {})
+    return _Native(x, np.stack([np.reshape(t, -1), x[:, 1]], 1), 2, 1, _chart_distance("s_curve", ()), {})
 
 
 def _helix_chart(u: np.ndarray, radius: float, rise: float) -> np.ndarray:
