@@ -38,3 +38,43 @@ def estimate_row(res: Any, **labels: Any) -> dict:
     """One tidy row: the labels plus value, restart spread and noise floor of an estimate."""
     return {**labels, "value": float(res.value), "std": float(res.std),
             "noise_floor": float(res.noise_floor), "noise_floor_std": float(res.noise_floor_std)}
+
+
+def load_toy(spec: dict, n: int, seed: int, noise: float = 0.0) -> Any:
+    """A configured toy dataset (``{'name': ..., 'params': {...}}``) with its samples put at the
+    'moment' normalisation (zero mean, E||x||^2 = D), so capacities mean the same on every dataset.
+
+    Returns ``(dataset, x)`` with ``x`` a float32 tensor of shape (n, D).
+    """
+    import torch
+
+    from latentdist.data import make_dataset
+    from latentdist.latents import normalize_samples
+
+    ds = make_dataset(spec["name"], n, noise=noise, seed=seed, **spec.get("params", {}))
+    x = normalize_samples(torch.as_tensor(ds.x, dtype=torch.float32), "moment")
+    return ds, x
+
+
+def data_affine(ds: Any, x: Any) -> tuple:
+    """The isotropic map u -> (u - shift) * scale that :func:`load_toy` applied (for modes and mode std)."""
+    import numpy as np
+
+    raw = np.asarray(ds.x, dtype=np.float64)
+    shift = raw.mean(0)
+    scale = float(np.asarray(x, dtype=np.float64).std() / (raw - shift).std())
+    return shift, scale
+
+
+def standard_latents(dim: int, shaped_like: Any = None) -> dict:
+    """N(0, I), uniform and (optionally) a data-shaped latent, all at the 'moment' normalisation.
+
+    ``shaped_like`` is an independent sample of the data (n, dim): its empirical law, normalised, is the
+    most data-dependent latent there is; a generator then needs only a rescaling.
+    """
+    from latentdist.latents import Empirical, Gaussian, Uniform, normalize
+
+    lat = {"gaussian": normalize(Gaussian(dim), "moment"), "uniform": normalize(Uniform(dim), "moment")}
+    if shaped_like is not None:
+        lat["data-shaped"] = normalize(Empirical(shaped_like), "moment")
+    return lat

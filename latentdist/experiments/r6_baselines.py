@@ -1,0 +1,97 @@
+"""R6: every toy comparison under W2, Sinkhorn and MMD, with noise floors (THEORY.md §6 R6).
+
+For each dataset (8-mode ring, spiral) and each distance d, at a fixed capacity: D_d for N(0, I), uniform,
+the data-shaped latent (R2) and the optimal latent found under that same distance (R3). The conclusion
+"the data-dependent latent has lower D than N(0, I)" is checked per distance (gap larger than both restart
+spreads and the floor); a conclusion that holds under only one distance is flagged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from latentdist.experiments._common import estimate, estimate_row, load_toy, make_family, standard_latents
+from latentdist.experiments.io import save_figure, save_table
+from latentdist.experiments.result import ExperimentResult
+
+__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run"]
+
+CLAIM = "R6"
+TITLE = "conclusions across W2, Sinkhorn and MMD"
+VERSION = 1
+
+
+def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
+    """D per (dataset, distance, latent) and the per-distance verdicts."""
+    from latentdist.experiments.r3_optimal import find_optimal
+
+    seed = config["seed"]
+    family = make_family(config["family"], config["capacity"], config["width"], config["depth"])
+    opt_cfg = {"latent_dim": config["latent_dim"], "parameterization": "particles", "normalization": "moment",
+               "steps": config["optimal_steps"]}
+    rows = []
+    for key, spec in config["datasets"].items():
+        _, x = load_toy(spec, config["n"], seed)
+        _, shape_sample = load_toy(spec, config["n"], seed + 1000)
+        for dist in config["distances"]:
+            opt = find_optimal(x, opt_cfg, family, dist, seed=seed, progress=progress)
+            latents = {**standard_latents(config["latent_dim"], shape_sample), "optimal": opt.latent}
+            for name, latent in latents.items():
+                res = estimate(latent, x, family, dist, config, seed=seed + 1, progress=progress)
+                rows.append(estimate_row(res, dataset=key, distance=dist, latent=name,
+                                         capacity=config["capacity"]))
+    table = pd.DataFrame(rows)
+    verdicts = _verdicts(table)
+    summary = {"verdicts": verdicts.to_dict(orient="records"),
+               "flagged_single_distance": verdicts[verdicts["flag"] != ""].to_dict(orient="records")}
+    return ExperimentResult(CLAIM, table, summary, extras={"verdicts": verdicts})
+
+
+def _verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, latent != gaussian): under which distances is D below N(0, I) beyond the error?"""
+    out = []
+    for (key, latent), grp in table[table["latent"] != "gaussian"].groupby(["dataset", "latent"]):
+        holds = {}
+        for r in grp.itertuples():
+            g = table[(table["dataset"] == key) & (table["distance"] == r.distance)
+                      & (table["latent"] == "gaussian")].iloc[0]
+            slack = r.std + g["std"] + max(r.noise_floor, g["noise_floor"])
+            holds[r.distance] = bool(r.value + slack < g["value"])
+        n_hold = sum(holds.values())
+        flag = "holds for only one distance" if n_hold == 1 else ""
+        out.append({"dataset": key, "latent": latent, **{f"below_gaussian_{d}": h for d, h in holds.items()},
+                    "n_distances_holding": n_hold, "n_distances": len(holds), "flag": flag})
+    return pd.DataFrame(out)
+
+
+def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
+    """``R6_baselines``: D / noise floor per latent, one panel per (dataset, distance); ``R6_verdicts.csv``."""
+    import matplotlib.pyplot as plt
+
+    t = result.table
+    datasets, dists = list(dict.fromkeys(t["dataset"])), list(dict.fromkeys(t["distance"]))
+    fig, axes = plt.subplots(len(datasets), len(dists), figsize=(3.8 * len(dists), 3.2 * len(datasets)),
+                             squeeze=False)
+    for i, key in enumerate(datasets):
+        for j, dist in enumerate(dists):
+            ax = axes[i, j]
+            sub = t[(t["dataset"] == key) & (t["distance"] == dist)]
+            ax.bar(sub["latent"], sub["value"], yerr=sub["std"], capsize=3,
+                   color=[f"C{k}" for k in range(len(sub))])
+            ax.axhline(sub["noise_floor"].mean(), color="k", ls=":", label="noise floor")
+            ax.set(title=f"{key}, {dist}", ylabel=f"D ({dist})")
+            ax.tick_params(axis="x", labelrotation=30)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths = save_figure(fig, out_dir, "R6_baselines")
+    paths.append(save_table(result.extras["verdicts"], out_dir, "R6_verdicts"))
+    return paths
+
+
+def run(mode: str | None = None, **kwargs) -> pd.DataFrame:
+    """Run R6 (cached) and return its tidy table."""
+    from latentdist.experiments.runner import run_experiment
+
+    return run_experiment(CLAIM, mode, **kwargs).table
