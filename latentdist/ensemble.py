@@ -1,0 +1,415 @@
+"""Batched fitting of many generators at once (restarts x capacities of one family shape).
+
+Fitting D_G(P_z, P_x) = inf_{g in G} d(g#P_z, P_x) means many small, independent training runs:
+several restarts for every capacity of a profile. Run one by one, each run pays Python and kernel-launch
+overhead on tiny matrices. Here B runs of one *family shape* become ONE model with stacked weights:
+
+* parameters of the B members are stacked (:func:`torch.func.stack_module_state`) and the forward pass
+  is ``vmap(functional_call)`` over the stack, so forward and backward are single batched kernels;
+* members of different widths (MLP widths, LipschitzMLP widths, ConvDecoder channels) are zero-padded to
+  the largest one, and every parameter is multiplied by a fixed 0/1 mask. A masked entry therefore has
+  zero effect on the output *and* zero gradient, so Adam never moves it: member b stays exactly a
+  width-w_b network (nesting G_w ⊆ G_w' made literal);
+* LipschitzMLP members of different L share the skeleton built with L = 1 and get ``L_b * z`` as input,
+  which is the same product the standalone network's first (scaling) layer computes;
+* members keep their own random streams (initialisation, latent batches, data batches), so a member
+  of an ensemble follows the same trajectory as the same seed fitted alone (to float round-off).
+
+The per-member minibatch OT plans for ``'w1'``/``'w2'`` training are solved in a small loop on detached
+costs (``scipy.optimize.linear_sum_assignment``; sorting in 1-D, batched); only they are per member.
+
+Families that cannot be batched (unknown types, different depths) fall into separate groups, and a group
+whose modules ``vmap`` cannot run is fitted by a plain loop over members with the same interface.
+
+Example
+-------
+>>> import torch
+>>> from latentdist.generators import MLP
+>>> from latentdist.latents import Gaussian
+>>> x = torch.randn(500, 2) * torch.tensor([2.0, 0.5])
+>>> fit = fit_ensemble(MLP(depth=1).at([4, 8]), [0, 1], Gaussian(2), x, steps=20, progress=False)
+>>> [type(m).__name__ for m in fit.models]
+['Sequential', 'Sequential']
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+from torch.func import functional_call, vmap
+
+from latentdist._progress import progress_bar
+from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
+from latentdist._validation import check_device, check_int, check_scalar, to_tensor
+from latentdist.generators import MLP, ConvDecoder, Family, LipschitzMLP
+from latentdist.latents import Latent
+
+__all__ = [
+    "OT_LOSSES",
+    "EnsembleFit",
+    "StackedGenerators",
+    "LoopGenerators",
+    "batch_groups",
+    "make_generators",
+    "minibatch_loss",
+    "fit_ensemble",
+    "member_seeds",
+]
+
+#: Training losses solved by an exact minibatch OT plan (value = transport cost under the plan).
+OT_LOSSES = {"w1": 1.0, "w2": 2.0}
+
+# Fields along which members may differ and still share one padded skeleton.
+_PADDED_FIELDS: dict[type, tuple[str, ...]] = {
+    MLP: ("width",),
+    LipschitzMLP: ("width",),
+    ConvDecoder: ("channels",),
+}
+# Fields realised as a per-member input scale (the skeleton is built with the field set to 1).
+_INPUT_SCALE_FIELD: dict[type, str] = {LipschitzMLP: "lipschitz"}
+
+
+def _batch_key(family: Family) -> tuple:
+    """Families with equal keys can share one stacked skeleton."""
+    free = set(_PADDED_FIELDS.get(type(family), ())) | {_INPUT_SCALE_FIELD.get(type(family), "")}
+    fixed = tuple(
+        (f.name, getattr(family, f.name))
+        for f in dataclasses.fields(family)
+        if f.name not in free and f.name != "capacity_param"
+    )
+    return (type(family), fixed)
+
+
+def batch_groups(families: Sequence[Family]) -> list[list[int]]:
+    """Partition indices of ``families`` into groups that one :class:`StackedGenerators` can hold.
+
+    Examples
+    --------
+    >>> batch_groups([MLP(width=4), MLP(width=8), MLP(width=8, depth=3)])
+    [[0, 1], [2]]
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, fam in enumerate(families):
+        if not isinstance(fam, Family):
+            raise TypeError(f"families[{i}] must be a generators.Family, got {type(fam).__name__}")
+        groups.setdefault(_batch_key(fam), []).append(i)
+    return list(groups.values())
+
+
+def _flat_out(out: torch.Tensor, lead: int) -> torch.Tensor:
+    return out.reshape(*out.shape[:lead], -1)
+
+
+class LoopGenerators(nn.Module):
+    """B independent modules behind the stacked interface: the fallback for families ``vmap`` cannot run.
+
+    ``forward(z)`` takes z of shape (B, n, d) and returns the flattened outputs (B, n, D).
+    """
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(modules)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.stack([_flat_out(m(zb), 1) for m, zb in zip(self.members, z, strict=True)])
+
+    def member(self, i: int) -> nn.Module:
+        """A standalone copy of member ``i``."""
+        return copy.deepcopy(self.members[i])
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+class StackedGenerators(nn.Module):
+    """B generators of one family shape as one module with stacked, masked parameters.
+
+    Parameters
+    ----------
+    families : sequence of Family, length B
+        Members; they must form one group of :func:`batch_groups`.
+    seeds : sequence of int, length B
+        Initialisation seed of each member: member b starts from ``families[b].build(.., seed=seeds[b])``.
+    in_dim, out_dim : int
+    device : torch.device
+
+    Notes
+    -----
+    Parameter ``k`` of member b is stored zero-padded in ``self.params[k][b]`` and used as
+    ``params[k][b] * masks[k][b]``; the mask is 1 on the member's own block. ``forward(z)`` maps
+    z of shape (B, n, in_dim) to outputs flattened to (B, n, prod(out_shape)).
+    """
+
+    def __init__(self, families: Sequence[Family], seeds: Sequence[int], in_dim: int, out_dim: int,
+                 device: torch.device | str = "cpu"):
+        super().__init__()
+        families = list(families)
+        if len(batch_groups(families)) != 1:
+            raise ValueError("families must share one family shape (see batch_groups)")
+        self.families, self.seeds = families, [int(s) for s in seeds]
+        self.in_dim, self.out_dim = in_dim, out_dim
+        kind = type(families[0])
+        padded = _PADDED_FIELDS.get(kind, ())
+        scale_field = _INPUT_SCALE_FIELD.get(kind)
+        skeleton_fields = {f: max(getattr(fam, f) for fam in families) for f in padded}
+        if scale_field:
+            skeleton_fields[scale_field] = 1.0
+        skeleton_family = dataclasses.replace(families[0], **skeleton_fields)
+        skeleton = skeleton_family.build(in_dim, out_dim, seed=0)
+        shapes = {k: v.shape for k, v in skeleton.named_parameters()}
+        members = [fam.build(in_dim, out_dim, seed=s) for fam, s in zip(families, self.seeds, strict=True)]
+        padded_members, masks, self.needs_mask = [], [], False
+        for member in members:
+            own, pad, mask = dict(member.named_parameters()), {}, {}
+            if set(own) != set(shapes):
+                raise ValueError("members do not share the skeleton's parameter names; cannot stack them")
+            for k, shape in shapes.items():
+                block = tuple(slice(0, s) for s in own[k].shape)
+                pad[k] = torch.zeros(shape, dtype=own[k].dtype)
+                pad[k][block] = own[k].detach()
+                mask[k] = torch.zeros(shape, dtype=own[k].dtype)
+                mask[k][block] = 1.0
+                self.needs_mask |= tuple(own[k].shape) != tuple(shape)
+            padded_members.append(pad)
+            masks.append(mask)
+        self._member_shapes = [{k: tuple(v.shape) for k, v in m.named_parameters()} for m in members]
+        stacked = {k: torch.stack([p[k] for p in padded_members]) for k in shapes}
+        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v) for k, v in stacked.items()})
+        self._names = {k.replace(".", "__"): k for k in shapes}
+        for key in self._names:
+            self.register_buffer(f"mask__{key}", torch.stack([m[self._names[key]] for m in masks]))
+        scales = [float(getattr(f, scale_field)) if scale_field else 1.0 for f in families]
+        self.register_buffer("input_scale", torch.tensor(scales).view(-1, 1, 1))
+        self._has_scale = scale_field is not None
+        # Kept out of the module tree: the skeleton only lends its forward code to functional_call.
+        self._skeleton = [skeleton.to("meta")]
+        self.to(device)
+
+    def __len__(self) -> int:
+        return len(self.families)
+
+    def effective_params(self) -> dict[str, torch.Tensor]:
+        """Stacked parameters with the padding masked out (what the forward pass uses)."""
+        if not self.needs_mask:
+            return {self._names[k]: p for k, p in self.params.items()}
+        return {self._names[k]: p * getattr(self, f"mask__{k}") for k, p in self.params.items()}
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.ndim != 3 or z.shape[0] != len(self):
+            raise ValueError(f"z must have shape ({len(self)}, n, {self.in_dim}), got {tuple(z.shape)}")
+        if self._has_scale:
+            z = z * self.input_scale.to(z.dtype)
+
+        def one(params, zb):
+            return functional_call(self._skeleton[0], params, (zb,))
+
+        return _flat_out(vmap(one)(self.effective_params(), z), 2)
+
+    def member(self, i: int) -> nn.Module:
+        """Member ``i`` as a standalone module of its own family and width (weights copied, unpadded)."""
+        module = self.families[i].build(self.in_dim, self.out_dim, seed=self.seeds[i])
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                block = tuple(slice(0, s) for s in self._member_shapes[i][name])
+                p.copy_(self.params[name.replace(".", "__")][i][block].to(p.device))
+        return module.to(self.input_scale.device)
+
+
+def make_generators(families: Sequence[Family], seeds: Sequence[int], in_dim: int, out_dim: int,
+                    device: torch.device | str = "cpu") -> StackedGenerators | LoopGenerators:
+    """A :class:`StackedGenerators` for one batchable group, or :class:`LoopGenerators` when ``vmap``
+    cannot run the family's modules (the fallback)."""
+    try:
+        stacked = StackedGenerators(families, seeds, in_dim, out_dim, device)
+        with torch.no_grad():
+            stacked(torch.zeros(len(families), 2, in_dim, device=stacked.input_scale.device))
+        return stacked
+    except (RuntimeError, NotImplementedError):  # vmap has no batching rule for some module
+        mods = [f.build(in_dim, out_dim, seed=s) for f, s in zip(families, seeds, strict=True)]
+        return LoopGenerators(mods).to(device)
+
+
+def _ot_plan_loss(y: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
+    """Exact minibatch OT loss per member: (1/n) sum_i ||y_i - x_sigma(i)||^p, shape (B,).
+
+    Envelope theorem: the optimal assignment sigma is solved on detached costs, so the gradient is the
+    gradient of the transport cost under the fixed optimal plan, which is the gradient of W_p^p.
+    Equal batch sizes with uniform weights make the optimal plan a permutation (Birkhoff), found exactly
+    by the Hungarian algorithm; in 1-D the monotone (sorted) coupling is optimal for every p >= 1.
+    """
+    if y.shape[-1] == 1:
+        ys = torch.sort(y[..., 0], dim=1).values
+        xs = torch.sort(x[..., 0], dim=1).values
+        return ((ys - xs).abs() ** p).mean(1)
+    with torch.no_grad():
+        plan_cost = torch.cdist(y.double(), x.double()) ** p
+    cols = np.stack([linear_sum_assignment(c)[1] for c in plan_cost.cpu().numpy()])
+    cols_t = torch.as_tensor(cols, device=y.device)
+    # Only the matched pairs enter the graph: backward costs O(B n D), not O(B n^2 D).
+    matched = ((y - torch.gather(x, 1, cols_t[:, :, None].expand(-1, -1, x.shape[2]))) ** 2).sum(-1)
+    # The floor keeps the W1 gradient finite when a point sits on its match.
+    cost = matched if p == 2.0 else matched.clamp_min(1e-12) ** (p / 2)
+    return cost.mean(1)
+
+
+def minibatch_loss(
+    distance: str | Callable, **kwargs: Any
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per-member training loss ``loss(y, x) -> (B,)`` for outputs y and data x of shape (B, n, D).
+
+    ``'w1'``/``'w2'``: transport cost W_p^p under the exact minibatch plan (:func:`_ot_plan_loss`);
+    ``'sinkhorn'``: the batched debiased Sinkhorn divergence; any other registry name or callable:
+    its differentiable value, member by member.
+    """
+    if isinstance(distance, str) and distance in OT_LOSSES:
+        p = OT_LOSSES[distance]
+        return lambda y, x: _ot_plan_loss(y, x, p)
+    if distance == "sinkhorn":
+        from latentdist.distances import sinkhorn_divergence
+
+        return lambda y, x: sinkhorn_divergence(y, x, **kwargs)
+    from latentdist.distances import get_distance
+
+    fn = get_distance(distance, **kwargs)
+
+    def per_member(y, x):
+        return torch.stack([torch.as_tensor(fn(yb, xb)) for yb, xb in zip(y, x, strict=True)])
+
+    return per_member
+
+
+@dataclasses.dataclass
+class EnsembleFit:
+    """Result of :func:`fit_ensemble`.
+
+    Attributes
+    ----------
+    models : list of nn.Module
+        Fitted members, each a standalone module of its own family (order of the input).
+    history : pandas.DataFrame
+        Columns ``step``, ``member``, ``loss`` (the minibatch training loss, e.g. W_2^2 for ``'w2'``).
+    final_loss : numpy.ndarray, shape (B,)
+        Mean training loss of each member over the last 10% of steps.
+    fit_time : float
+        Wall-clock seconds of the whole fit.
+    """
+
+    models: list[nn.Module]
+    history: pd.DataFrame
+    final_loss: np.ndarray
+    fit_time: float
+
+
+def member_seeds(seed: SeedLike) -> dict[str, int]:
+    """The independent streams of one member: initialisation, latent batches, data batches."""
+    init, z_stream, x_stream = spawn_seeds(seed, 3)
+    return {"init": init, "z": z_stream, "x": x_stream}
+
+
+def fit_ensemble(
+    families: Sequence[Family],
+    seeds: Sequence[SeedLike],
+    latent: Latent,
+    x_train: Any,
+    distance: str | Callable = "w2",
+    *,
+    steps: int = 400,
+    batch_size: int = 128,
+    lr: float = 5e-3,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    distance_kwargs: dict | None = None,
+    log_every: int = 10,
+) -> EnsembleFit:
+    r"""Fit B generators g_b in G_{c_b} to minimise minibatch estimates of d(g_b#P_z, P_x), batched.
+
+    Each member minimises :math:`\mathbb{E}\,\ell(g_b(z_{1:m}), x_{1:m})` with Adam (cosine decay of the
+    learning rate to ``lr / 20``), where :math:`z_i \sim P_z` and :math:`x_i` are drawn with replacement
+    from ``x_train``, and :math:`\ell` is :func:`minibatch_loss` of ``distance``. The summed loss of all
+    members is back-propagated once; members do not interact (their gradients are disjoint).
+
+    Parameters
+    ----------
+    families : sequence of Family, length B
+    seeds : sequence of int or Generator, length B
+        One seed per member; it fixes the member's initialisation and its batch streams
+        (:func:`member_seeds`), so member b matches a single fit with ``seeds[b]``.
+    latent : Latent
+        Source P_z of dimension d.
+    x_train : array or tensor, shape (n, ...)
+        Training data; rows are flattened to length D.
+    distance : str or callable
+        Training loss (see :func:`minibatch_loss`).
+    steps, batch_size, lr : int, int, float
+    device : str or torch.device
+    progress : bool
+    distance_kwargs : dict, optional
+        Keyword arguments of the training distance.
+    log_every : int
+        History is recorded every ``log_every`` steps (and at the last step).
+
+    Returns
+    -------
+    EnsembleFit
+    """
+    import time
+
+    families = list(families)
+    seeds = list(seeds)
+    if len(families) != len(seeds) or not families:
+        raise ValueError(f"families and seeds must be non-empty and of equal length, got {len(families)} "
+                         f"and {len(seeds)}")
+    steps = check_int(steps, "steps", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=2)
+    lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+    log_every = check_int(log_every, "log_every", low=1)
+    dev = check_device(device)
+    x = to_tensor(x_train, dtype=torch.float32, device=dev).detach()
+    x = x.reshape(x.shape[0], -1)
+    n_train = x.shape[0]
+    loss_fn = minibatch_loss(distance, **(distance_kwargs or {}))
+    streams = [member_seeds(s) for s in seeds]
+    start = time.perf_counter()
+
+    models: list[nn.Module | None] = [None] * len(families)
+    final = np.zeros(len(families))
+    records = []
+    for group in batch_groups(families):
+        gens = make_generators([families[i] for i in group], [streams[i]["init"] for i in group],
+                               latent.dim, x.shape[1], dev)
+        z_gens = [make_torch_generator(streams[i]["z"]) for i in group]
+        x_gens = [make_torch_generator(streams[i]["x"]) for i in group]
+        opt = torch.optim.Adam(gens.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / steps))
+        )
+        tail = max(1, steps // 10)
+        tail_sum = np.zeros(len(group))
+        for step in progress_bar(range(steps), progress=progress, desc=f"fitting {len(group)} generators"):
+            z = torch.stack([latent.sample(batch_size, seed=g) for g in z_gens]).to(dev)
+            idx = torch.stack([torch.randint(n_train, (batch_size,), generator=g) for g in x_gens]).to(dev)
+            y = gens(z)
+            losses = loss_fn(y, x[idx])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            sched.step()
+            vals = losses.detach().cpu().numpy()
+            if step >= steps - tail:
+                tail_sum += vals
+            if step % log_every == 0 or step == steps - 1:
+                records += [(step, i, float(v)) for i, v in zip(group, vals, strict=True)]
+        for j, i in enumerate(group):
+            models[i] = gens.member(j).eval()
+            final[i] = tail_sum[j] / tail
+    history = pd.DataFrame(records, columns=["step", "member", "loss"]).sort_values(["member", "step"])
+    return EnsembleFit(models, history.reset_index(drop=True), final, time.perf_counter() - start)
