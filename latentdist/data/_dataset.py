@@ -97,7 +97,8 @@ class ToyDataset:
         arcs, moons, sphere, torus, Gaussian affine subspace). Curves and surfaces without
         one (spiral, swiss roll, S-curve, helix) use a dense grid of the chart, a
         nearest-neighbour query and a bounded Gauss-Newton refinement of the chart
-        parameter, so the error is far below the grid spacing.
+        parameter: never above the grid estimate, and within about 1e-6 of a brute-force
+        search on a far denser grid (tests/test_data_toy.py checks this).
 
         Parameters
         ----------
