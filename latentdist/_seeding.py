@@ -6,12 +6,10 @@ generator the code needs so the same seed gives the same numbers on CPU.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import torch
 
-SeedLike = Union[int, np.random.Generator, torch.Generator, None]
+SeedLike = int | np.random.Generator | torch.Generator | None
 
 __all__ = ["SeedLike", "make_rng", "make_torch_generator", "spawn_seeds", "seed_int"]
 
@@ -30,7 +28,9 @@ def seed_int(seed: SeedLike) -> int:
         return int(seed.integers(0, 2**63 - 1))
     if isinstance(seed, torch.Generator):
         return int(torch.randint(0, 2**62, (1,), generator=seed).item())
-    raise TypeError(f"seed must be an int, numpy Generator, torch Generator or None, got {type(seed).__name__}")
+    raise TypeError(
+        f"seed must be an int, numpy Generator, torch Generator or None, got {type(seed).__name__}"
+    )
 
 
 def make_rng(seed: SeedLike = 0) -> np.random.Generator:

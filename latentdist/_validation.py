@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+ArrayLike = np.ndarray | torch.Tensor | Sequence
 
 __all__ = [
     "ArrayLike",
@@ -175,9 +175,18 @@ def check_weights(w: ArrayLike | None, n: int, name: str = "weights") -> np.ndar
     total = arr.sum()
     if (arr < 0).any():
         raise ValueError(f"{name} must be non-negative")
-    if float(total) <= 0:
+    if float(total.detach() if is_tensor(total) else total) <= 0:
         raise ValueError(f"{name} must not be all zero")
     return arr / total
+
+
+def _zero_dim_item(value: Any) -> Any:
+    """Unwrap 0-d real numpy arrays and tensors to Python scalars; leave everything else alone."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        return value.item()
+    if is_tensor(value) and value.ndim == 0 and not value.is_complex() and value.dtype != torch.bool:
+        return value.item()
+    return value
 
 
 def check_scalar(
@@ -190,11 +199,9 @@ def check_scalar(
     high_inclusive: bool = True,
 ) -> float:
     """Check a finite real scalar within optional bounds and return it as ``float``."""
+    value = _zero_dim_item(value)
     if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
-        if is_tensor(value) and value.numel() == 1 and not value.is_complex():
-            value = value.item()
-        else:
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
