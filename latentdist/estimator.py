@@ -308,9 +308,9 @@ def latent_data_distance(
     distance: str | Callable = "w2",
     *,
     n_restarts: int = 3,
-    steps: int = 400,
-    batch_size: int = 128,
-    lr: float = 5e-3,
+    steps: int = 500,
+    batch_size: int = 64,
+    lr: float = 1e-2,
     holdout: float = 0.2,
     n_eval: int | None = None,
     n_floor: int = 10,
@@ -346,7 +346,7 @@ def latent_data_distance(
         ``'sinkhorn'``, ``'mmd'``, ``'sliced'``, ``'energy'``).
     n_restarts, steps, batch_size, lr : int, int, int, float
         Restarts, Adam steps per restart, minibatch size, initial learning rate (cosine decay to lr/20).
-        Exact OT plans cost O(batch_size^3); 128 keeps w2 fits fast.
+        Exact OT plans cost O(batch_size^3); 64 keeps w1/w2 fits fast.
     holdout : float in (0, 1)
         Fraction of the data held out for evaluation.
     n_eval : int, optional
