@@ -30,7 +30,8 @@ def estimate(latent: Any, data: Any, family: Family, distance: str, cfg: dict, *
 
     return latent_data_distance(
         latent, data, family, distance, n_restarts=cfg["restarts"], steps=cfg["steps"],
-        batch_size=cfg["batch_size"], lr=cfg["lr"], seed=seed, progress=progress,
+        batch_size=cfg["batch_size"], lr=cfg["lr"], holdout=cfg.get("holdout", 0.2), seed=seed,
+        progress=progress,
     )
 
 

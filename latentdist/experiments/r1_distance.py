@@ -49,7 +49,7 @@ def a2_closed_form(latent: str, a: float, L: float) -> float:
 
 
 def _sub(cfg: dict, part: str) -> dict:
-    return {**cfg[part], "batch_size": cfg["batch_size"], "lr": cfg["lr"]}
+    return {**cfg[part], "batch_size": cfg["batch_size"], "lr": cfg["lr"], "holdout": cfg["holdout"]}
 
 
 def _anchor_a1(cfg: dict, seed: int, progress: bool) -> list[dict]:

@@ -3,8 +3,8 @@
 For disconnected data (8-mode ring) and a curved manifold (spiral), each put at the 'moment'
 normalisation, trace the capacity profile c -> D_{G_c}(P_z, P_x) of a Lipschitz-bounded (or MLP) family
 for three latents at the same normalisation: N(0, I), uniform, and a data-shaped latent (the empirical
-law of an independent data sample). The ε-complexity C_ε = min{c : D <= ε} uses ε = ``eps_factor`` ×
-the noise floor, i.e. "indistinguishable from the floor up to a factor".
+law of an independent data sample). The ε-complexity C_ε = min{c : D <= ε} uses ε = noise floor +
+``eps_k`` × its std, i.e. "indistinguishable from the floor".
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
         families = family_at(config["family"], config["capacities"], config["width"], config["depth"])
         prof = complexity_profile(
             latents, x, families, config["distance"], n_restarts=config["restarts"], steps=config["steps"],
-            batch_size=config["batch_size"], lr=config["lr"], seed=seed, progress=progress,
+            batch_size=config["batch_size"], lr=config["lr"], holdout=config["holdout"], seed=seed,
+            progress=progress,
         )
         prof = prof.assign(dataset=key)
         frames.append(prof)
-        eps = config["eps_factor"] * float(prof["noise_floor"].mean())
+        # ε = "indistinguishable from the floor": floor + k floor-std (k = 2 is the estimator's rule).
+        eps = float(prof["noise_floor"].mean() + config["eps_k"] * prof["noise_floor_std"].mean())
         c_eps = eps_complexity(prof, eps)
         for latent in latents:
             value = _lookup(c_eps, latent)

@@ -36,8 +36,10 @@ def _data_latent(x, config: dict, seed: int, progress: bool):
     from latentdist.train import fit_prior
 
     family = MLP(width=config["width"], depth=config["depth"])
+    # The search's own re-estimate of D is not used here, so its budget is minimal.
     opt = optimal_latent(x, config["latent_dim"], family, "w2", parameterization="particles",
-                         normalization="moment", steps=config["latent_steps"], seed=seed, progress=progress)
+                         normalization="moment", steps=config["latent_steps"], n_restarts=1,
+                         distance_steps=1, distance_restarts=1, seed=seed, progress=progress)
     z = to_numpy(opt.latent.sample(len(x), seed=seed + 1))
     return fit_prior(z, config["prior"]), z
 
