@@ -44,14 +44,16 @@ def _data_latent(x, config: dict, seed: int, progress: bool):
     return fit_prior(z, config["prior"]), z
 
 
-def _evaluate(samples, x_eval, modes, mode_std) -> dict:
+def _evaluate(samples, x_eval, modes, mode_std, seed: int) -> dict:
+    """Mode coverage/quality and W2, Sinkhorn, MMD to held-out data, each with its noise floor."""
     from latentdist.metrics import distribution_distances, mode_coverage
 
-    out = {}
-    cov = mode_coverage(samples, modes, mode_std)
-    out.update(cov._asdict() if hasattr(cov, "_asdict") else dict(cov))
-    out.update(distribution_distances(samples, x_eval))
-    return {k: float(v) for k, v in out.items() if np.isscalar(v)}
+    out = {k: float(v) for k, v in mode_coverage(samples, modes, mode_std).items()}
+    for name, d in distribution_distances(samples, x_eval, ("w2", "sinkhorn", "mmd"), seed=seed).items():
+        out[name] = d["value"]
+        out[f"{name}_floor"] = d["floor_mean"]
+        out[f"{name}_floor_std"] = d["floor_std"]
+    return out
 
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
@@ -81,7 +83,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
             prior_params = prior_parameter_count(latent) if name != "gaussian" else 0
             rows.append({"latent": name, "width": width, "repeat": rep, "generator_params": gen_params,
                          "prior_params": prior_params, "total_params": gen_params + prior_params,
-                         **_evaluate(samples, to_numpy(x_eval), modes, mode_std)})
+                         **_evaluate(samples, to_numpy(x_eval), modes, mode_std, seed)})
             if rep == 0:
                 samples_for_plot[f"{name} (width {width})"] = samples
     table = pd.DataFrame(rows)
@@ -92,7 +94,8 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
 
 def _summarise(table: pd.DataFrame, config: dict) -> dict:
     labels = ("latent", "width", "repeat")
-    metrics = [c for c in table.columns if c not in labels and not c.endswith("params")]
+    metrics = [c for c in table.columns
+               if c not in labels and not c.endswith("params") and "floor" not in c]
     agg = table.groupby(["latent", "width"])[metrics].agg(["mean", "std"])
     dd = table[table["latent"] == "data-dependent"][KEY_METRIC]
     gauss = table[table["latent"] == "gaussian"].groupby("width")[KEY_METRIC]

@@ -38,7 +38,8 @@ def _score(res, x_train, real, config: dict, seed: int) -> tuple[dict, np.ndarra
     prior = fit_prior(res.encode(x_train), config["prior"])
     pipe = GenerativePipeline(prior, res.decoder, output_shape=(1, 28, 28))
     fake = pipe.sample(config["n_eval"], seed=seed).clamp(0, 1)
-    metrics = {k: float(v) for k, v in mnist_metrics(real, fake).items() if np.isscalar(v)}
+    raw = mnist_metrics(real, fake, seed=seed)
+    metrics = {k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     recon = res.reconstruct(real)
     metrics["recon_mse"] = float(torch.mean((recon - torch.as_tensor(real)) ** 2))
     metrics["decoder_params"] = int(sum(p.numel() for p in res.decoder.parameters()))
