@@ -1,0 +1,83 @@
+"""Each experiment R1–R6 runs in a tiny configuration and writes its table, numbers and figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latentdist.experiments import run_experiment
+from latentdist.experiments.r1_distance import a1_closed_form, a2_closed_form
+
+RING = {"ring8": {"name": "gaussian_mixture_ring", "params": {"k": 8}}}
+
+TINY = {
+    "R1": {"a1": {"n": 200, "dims": [1], "steps": 5, "restarts": 2},
+           "a2": {"n": 200, "lipschitz": [1.0, 4.0], "steps": 5, "restarts": 2, "width": 4},
+           "props": {"n": 200, "steps": 5, "restarts": 2, "width": 4}, "batch_size": 32},
+    "R2": {"datasets": RING, "n": 200, "capacities": [1.0, 2.0], "width": 4, "steps": 5, "batch_size": 32},
+    "R3": {"datasets": RING, "n": 200, "width": 4, "steps": 5, "batch_size": 32},
+    "R4": {"n": 200, "n_eval": 200, "width": 4, "gaussian_widths": [8], "critic_width": 8, "steps": 3,
+           "latent_steps": 3},
+    "R5": {"n_train": 200, "n_eval": 100, "decoder_channels": 4, "small_channels": 2, "encoder_channels": 4,
+           "aux_channels": [2], "stage1_steps": 3, "stage2_steps": 3, "joint_steps": 3, "batch_size": 16},
+    "R6": {"datasets": RING, "distances": ["w2", "mmd"], "n": 200, "width": 4, "steps": 5, "optimal_steps": 5,
+           "batch_size": 32},
+}
+
+EXPECTED = {
+    "R1": ({"part", "latent", "capacity", "value", "std", "noise_floor", "closed_form"}, ["R1_closed_forms"]),
+    "R2": ({"dataset", "latent", "capacity", "value", "std", "noise_floor"}, ["R2_profiles"]),
+    "R3": ({"dataset", "latent", "value", "std", "noise_floor"}, ["R3_optimal_latents"]),
+    "R4": ({"latent", "width", "total_params", "coverage", "w2", "w2_floor"},
+           ["R4_gan_samples", "R4_gan_quality"]),
+    "R5": ({"method", "decoder_channels", "aux_channels", "fid", "precision", "recall", "density",
+            "coverage"}, ["R5_samples", "R5_aux_sweep"]),
+    "R6": ({"dataset", "distance", "latent", "value", "noise_floor"}, ["R6_baselines"]),
+}
+
+
+@pytest.mark.parametrize("claim", sorted(TINY))
+def test_tiny_experiment_writes_table_numbers_and_figures(claim, tmp_path, request):
+    if claim == "R5":
+        request.getfixturevalue("mnist_root")  # fails loudly without the MNIST files
+    out = tmp_path / "out"
+    # use_cache=False: recompute every time (the cache itself is tested in test_experiments_runner.py);
+    # the user cache stays in place so the MNIST feature network is trained only once per machine.
+    res = run_experiment(claim, "quick", out=out, progress=False, use_cache=False, **TINY[claim])
+    columns, figures = EXPECTED[claim]
+    assert isinstance(res.table, pd.DataFrame) and len(res.table) > 0
+    assert columns <= set(res.table.columns), columns - set(res.table.columns)
+    assert (out / f"{claim}.csv").exists() and (out / f"{claim}.json").exists()
+    meta = json.loads((out / f"{claim}.json").read_text())
+    assert meta["claim"] == claim and meta["seconds"] > 0 and meta["summary"]
+    for fig in figures:
+        for ext in ("png", "pdf"):
+            assert (out / f"{fig}.{ext}").stat().st_size > 1000, f"{fig}.{ext}"
+    numeric = res.table.select_dtypes("number")
+    assert np.isfinite(numeric.drop(columns=[c for c in numeric if numeric[c].isna().all()])).any().all()
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = run_experiment("R2", "quick", write=False, progress=False, use_cache=False, **TINY["R2"])
+    b = run_experiment("R2", "quick", write=False, progress=False, use_cache=False, **TINY["R2"])
+    assert not b.cached
+    pd.testing.assert_frame_equal(a.table.drop(columns="fit_time"), b.table.drop(columns="fit_time"))
+
+
+def test_closed_forms():
+    # THEORY.md A1 example: d = 1, Sigma = diag(4, 1) gives D = 1.
+    assert a1_closed_form([4.0, 1.0], 1) == pytest.approx(1.0)
+    assert a1_closed_form([1.0, 0.25, 4.0], 1) == pytest.approx(np.sqrt(1.25))
+    # THEORY.md A2 values for a = 2.
+    for L, want in ((1.0, 1.2191), (2.0, 0.7375), (4.0, 0.3908)):
+        assert a2_closed_form("gaussian", 2.0, L) == pytest.approx(want, abs=1e-4)
+    assert a2_closed_form("uniform", 2.0, 4.0) == pytest.approx(0.5)
+    assert a2_closed_form("uniform", 2.0, 2.0) == pytest.approx(1.0)   # both branches agree at L = a
+    assert a2_closed_form("uniform", 2.0, 1.0) == pytest.approx(1.5)
+    assert a2_closed_form("two_point", 2.0, 4.0) == 0.0
+    assert a2_closed_form("two_point", 2.0, 0.5) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="latent"):
+        a2_closed_form("cauchy", 2.0, 1.0)
