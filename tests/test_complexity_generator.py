@@ -280,6 +280,9 @@ def test_linear_regions_exact_on_hinge_sums(knots, seed):
     res = linear_regions(_hinges(knots, slopes), n_lines=3, length=length, resolution=resolution,
                          seed=seed, progress=False)
     assert res.per_line.tolist() == [len(knots) + 1] * 3
+    grid_only = linear_regions(_hinges(knots, slopes), n_lines=1, length=length, resolution=resolution,
+                               n_bisect=0, progress=False)
+    assert grid_only.per_line.tolist() == [len(knots) + 1]
     for b in res.breakpoints:  # d = 1: lines run along ±t, so breakpoints are ±knots
         np.testing.assert_allclose(np.sort(np.abs(b)), np.sort(np.abs(knots)), atol=1e-5)
 

@@ -282,7 +282,6 @@ def linear_regions(
     # Below ~64 ulps of |z| the float grid itself makes patterns flicker: bisect no finer than that.
     floor = 64 * torch.finfo(dtype).eps * (float(centers.abs().max()) + length / 2)
     n_bisect = min(n_bisect, max(0, int(math.floor(math.log2(step / floor)))))
-    width = step / 2**n_bisect
 
     def points(i: int, ts: torch.Tensor) -> torch.Tensor:
         return (centers[i].double() + ts[:, None] * u[i]).to(dtype=dtype, device=dev)
@@ -312,8 +311,8 @@ def linear_regions(
                     order = np.argsort(lo, kind="stable")
                     lo, hi, Plo, Phi = lo[order], hi[order], Plo[order], Phi[order]
                 breaks = np.sort(0.5 * (lo + hi))
-                if breaks.size > 1:  # cells of the finest width that touch are one flickering breakpoint
-                    breaks = breaks[np.concatenate([[True], np.diff(breaks) > 1.5 * width])]
+                if breaks.size > 1:  # breakpoints within float resolution are one flickering breakpoint
+                    breaks = breaks[np.concatenate([[True], np.diff(breaks) > 4 * floor])]
                 all_breaks.append(breaks)
                 per_line.append(1 + breaks.size)
     gaps = [np.diff(b) for b in all_breaks if b.size > 1]
