@@ -227,7 +227,10 @@ class StackedGenerators(nn.Module):
 def make_generators(families: Sequence[Family], seeds: Sequence[int], in_dim: int, out_dim: int,
                     device: torch.device | str = "cpu") -> StackedGenerators | LoopGenerators:
     """A :class:`StackedGenerators` for one batchable group, or :class:`LoopGenerators` when ``vmap``
-    cannot run the family's modules (the fallback)."""
+    cannot run the family's modules (the fallback) or there is a single member (a plain module is
+    faster than a vmap of one)."""
+    if len(families) == 1:
+        return LoopGenerators([families[0].build(in_dim, out_dim, seed=seeds[0])]).to(device)
     try:
         stacked = StackedGenerators(families, seeds, in_dim, out_dim, device)
         with torch.no_grad():
@@ -251,7 +254,8 @@ def _ot_plan_loss(y: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
         xs = torch.sort(x[..., 0], dim=1).values
         return ((ys - xs).abs() ** p).mean(1)
     with torch.no_grad():
-        plan_cost = torch.cdist(y.double(), x.double()) ** p
+        plan_cost = ((y[:, :, None, :] - x[:, None, :, :]) ** 2).sum(-1).double()
+        plan_cost = plan_cost if p == 2.0 else plan_cost.sqrt() ** p
     cols = np.stack([linear_sum_assignment(c)[1] for c in plan_cost.cpu().numpy()])
     cols_t = torch.as_tensor(cols, device=y.device)
     # Only the matched pairs enter the graph: backward costs O(B n D), not O(B n^2 D).
@@ -388,7 +392,7 @@ def fit_ensemble(
                                latent.dim, x.shape[1], dev)
         z_gens = [make_torch_generator(streams[i]["z"]) for i in group]
         x_gens = [make_torch_generator(streams[i]["x"]) for i in group]
-        opt = torch.optim.Adam(gens.parameters(), lr=lr)
+        opt = torch.optim.Adam(gens.parameters(), lr=lr, foreach=True)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda t: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / steps))
         )

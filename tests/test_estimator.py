@@ -178,11 +178,11 @@ def test_same_seed_same_numbers_and_seed_matters(small_result):
 
 def test_global_rng_untouched():
     state = torch.random.get_rng_state()
-    np_state = np.random.get_state()[1].copy()
+    np_state = np.random.get_state()[1].copy()  # noqa: NPY002 - checking the legacy global state
     latent_data_distance(Gaussian(1), gaussian_data(100), MLP(width=4, depth=1), steps=3, n_floor=2,
                          progress=False)
     assert torch.equal(state, torch.random.get_rng_state())
-    np.testing.assert_array_equal(np_state, np.random.get_state()[1])
+    np.testing.assert_array_equal(np_state, np.random.get_state()[1])  # noqa: NPY002
 
 
 def test_array_latent_tensor_data_and_dataset_object():

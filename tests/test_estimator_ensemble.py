@@ -1,0 +1,146 @@
+"""Batched ensembles: exact equivalence to single fits, masking of padded units, grouping, fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from latentdist.ensemble import (
+    LoopGenerators,
+    StackedGenerators,
+    batch_groups,
+    fit_ensemble,
+    make_generators,
+    minibatch_loss,
+)
+from latentdist.generators import MLP, ConvDecoder, Family, Linear, LipschitzMLP
+from latentdist.latents import Gaussian
+
+
+@pytest.mark.parametrize(
+    ("families", "in_dim", "out_dim"),
+    [
+        (MLP(depth=2).at([3, 5, 8]), 2, 3),
+        (MLP(depth=1, activation="softplus").at([2, 6]), 1, 2),  # softplus(0) != 0: masks must still cut
+        (LipschitzMLP(1.0, width=4).at([0.5, 2.0, 7.0]), 2, 1),
+        ([LipschitzMLP(2.0, width=2), LipschitzMLP(3.0, width=6)], 1, 1),
+        (ConvDecoder(1).at([1, 2]), 2, 784),
+        ([Linear(), Linear()], 3, 2),
+    ],
+)
+def test_stacked_forward_equals_standalone_members(families, in_dim, out_dim):
+    stacked = StackedGenerators(families, list(range(10, 10 + len(families))), in_dim, out_dim)
+    z = torch.randn(len(families), 7, in_dim, generator=torch.Generator().manual_seed(0))
+    out = stacked(z)
+    for i, fam in enumerate(families):
+        alone = fam.build(in_dim, out_dim, seed=10 + i)  # same seed: same initial weights
+        torch.testing.assert_close(out[i], alone(z[i]).flatten(1), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(stacked.member(i)(z[i]).flatten(1), alone(z[i]).flatten(1))
+        assert type(stacked.member(i)) is type(alone)
+
+
+def test_padded_entries_have_no_effect_and_no_gradient():
+    stacked = StackedGenerators(MLP(depth=2, activation="softplus").at([2, 8]), [0, 1], 2, 2)
+    z = torch.randn(2, 16, 2)
+    before = stacked(z).detach().clone()
+    with torch.no_grad():  # scribble on every padded entry: the output must not change
+        for key, p in stacked.params.items():
+            mask = getattr(stacked, f"mask__{key}")
+            p.add_(torch.randn_like(p) * (1 - mask))
+    torch.testing.assert_close(stacked(z), before)
+    stacked(z).pow(2).sum().backward()
+    for key, p in stacked.params.items():
+        mask = getattr(stacked, f"mask__{key}")
+        assert torch.all(p.grad[mask == 0] == 0), key
+        assert torch.any(p.grad[mask == 1] != 0), key
+
+
+def test_ensemble_equals_sequential_fits_same_seeds():
+    x = np.random.default_rng(0).normal(size=(300, 2)) * [2.0, 0.5]
+    fams = MLP(depth=2).at([3, 6, 12])
+    seeds = [5, 6, 7]
+    together = fit_ensemble(fams, seeds, Gaussian(2), x, "w2", steps=15, batch_size=16, progress=False)
+    for i, (fam, s) in enumerate(zip(fams, seeds, strict=True)):
+        alone = fit_ensemble([fam], [s], Gaussian(2), x, "w2", steps=15, batch_size=16, progress=False)
+        pairs = zip(together.models[i].named_parameters(), alone.models[0].parameters(), strict=True)
+        for (name, p), q in pairs:
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        np.testing.assert_allclose(together.final_loss[i], alone.final_loss[0], rtol=1e-4)
+
+
+def test_ensemble_equals_sequential_lipschitz_1d_sorting_plan():
+    x = np.concatenate([np.full((100, 1), -2.0), np.full((100, 1), 2.0)])
+    fams = LipschitzMLP(1.0, width=4).at([1.0, 3.0])
+    together = fit_ensemble(fams, [1, 2], Gaussian(1), x, "w1", steps=20, progress=False)
+    for i, fam in enumerate(fams):
+        alone = fit_ensemble([fam], [1 + i], Gaussian(1), x, "w1", steps=20, progress=False)
+        for p, q in zip(together.models[i].parameters(), alone.models[0].parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_padded_parameters_stay_zero_after_training():
+    x = np.random.default_rng(1).normal(size=(200, 2))
+    gens = make_generators(MLP(depth=2).at([2, 9]), [0, 1], 2, 2)
+    opt = torch.optim.Adam(gens.parameters(), lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        minibatch_loss("w2")(gens(torch.randn(2, 32, 2)), torch.as_tensor(x[:32], dtype=torch.float32)
+                             .expand(2, -1, -1)).sum().backward()
+        opt.step()
+    for key, p in gens.params.items():
+        assert torch.all(p.detach()[getattr(gens, f"mask__{key}") == 0] == 0), key
+
+
+def test_batch_groups():
+    fams = [MLP(width=4), LipschitzMLP(2.0), MLP(width=16), MLP(width=4, depth=3), LipschitzMLP(4.0, width=8),
+            MLP(width=4, activation="tanh")]
+    assert batch_groups(fams) == [[0, 2], [1, 4], [3], [5]]
+    with pytest.raises(TypeError, match=r"families\[0\]"):
+        batch_groups(["mlp"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _ItemFamily(Family):
+    """A family whose forward calls .item(): vmap cannot batch it, so the loop fallback must run."""
+
+    width: int = 4
+    capacity_param: str = dataclasses.field(default="width", kw_only=True, repr=False)
+
+    def _build(self, in_dim, out_dim):
+        class Net(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.a = nn.Linear(in_dim, width)
+                self.b = nn.Linear(width, out_dim)
+
+            def forward(self, z):
+                scale = 1.0 + 0.0 * float(self.a.weight.sum().item())
+                return self.b(torch.relu(self.a(z))) * scale
+
+        return Net(self.width)
+
+
+def test_unbatchable_family_falls_back_to_loop():
+    gens = make_generators([_ItemFamily(), _ItemFamily()], [0, 1], 2, 2)
+    assert isinstance(gens, LoopGenerators)
+    x = np.random.default_rng(0).normal(size=(100, 2))
+    fit = fit_ensemble([_ItemFamily(), _ItemFamily(8)], [0, 1], Gaussian(2), x, steps=5, progress=False)
+    assert len(fit.models) == 2 and fit.models[1].a.out_features == 8
+
+
+def test_ot_loss_is_exact_assignment_cost():
+    """The minibatch loss equals the exact W_p^p of the two batches (checked against POT)."""
+    import ot
+
+    gen = torch.Generator().manual_seed(3)
+    y, x = torch.randn(2, 20, 2, generator=gen), torch.randn(2, 20, 2, generator=gen)
+    for name, p in (("w2", 2), ("w1", 1)):
+        got = minibatch_loss(name)(y, x)
+        for b in range(2):
+            cost = ot.dist(y[b].double().numpy(), x[b].double().numpy(), metric="euclidean") ** p
+            want = ot.emd2(np.full(20, 1 / 20), np.full(20, 1 / 20), cost)
+            assert abs(float(got[b]) - want) < 1e-5
