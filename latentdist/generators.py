@@ -14,6 +14,7 @@ zeroed; an L-Lipschitz network is an L'-Lipschitz one for L <= L'.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 
 import torch
@@ -151,6 +152,10 @@ class MaxMin(nn.Module):
         a, b = x.unflatten(-1, (-1, 2)).unbind(-1)
         return torch.stack((torch.maximum(a, b), torch.minimum(a, b)), dim=-1).flatten(-2)
 
+    def lipschitz_bound(self) -> float:
+        """Sorting each pair is a permutation on each linear piece, hence 1-Lipschitz."""
+        return 1.0
+
 
 class NormConstrainedLinear(nn.Module):
     """Affine layer whose weight is rescaled to spectral norm <= 1 on every forward pass.
@@ -172,6 +177,10 @@ class NormConstrainedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.effective_weight(), self.bias)
 
+    def lipschitz_bound(self) -> float:
+        """sigma_max(W_eff) <= 1, computed exactly."""
+        return float(torch.linalg.matrix_norm(self.effective_weight().detach(), ord=2))
+
 
 class _Scale(nn.Module):
     def __init__(self, factor: float):
@@ -180,6 +189,9 @@ class _Scale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.factor
+
+    def lipschitz_bound(self) -> float:
+        return abs(self.factor)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
@@ -190,13 +202,7 @@ class LipschitzNet(nn.Sequential):
 
     def lipschitz_bound(self) -> float:
         """L * prod_i sigma_max(W_eff,i): an upper bound on the Lipschitz constant (<= L)."""
-        bound = 1.0
-        for m in self:
-            if isinstance(m, _Scale):
-                bound *= abs(m.factor)
-            elif isinstance(m, NormConstrainedLinear):
-                bound *= float(torch.linalg.matrix_norm(m.effective_weight().detach(), ord=2))
-        return bound
+        return math.prod(m.lipschitz_bound() for m in self)
 
 
 @dataclasses.dataclass(frozen=True)
