@@ -38,8 +38,8 @@ def _assert_same(a: dict, b: dict) -> None:
 def _dae(x, **kw):
     args = dict(stage1_steps=8, stage2_steps=8, batch_size=32, seed=2, progress=False, log_every=2)
     args.update(kw)
-    return train_dae(x, MLPEncoder(width=16, depth=1, latent_dim=2), MLP(width=4, depth=1), MLP(width=16, depth=2),
-                     **args)
+    enc = MLPEncoder(width=16, depth=1, latent_dim=2)
+    return train_dae(x, enc, MLP(width=4, depth=1), MLP(width=16, depth=2), **args)
 
 
 def _ae(x, **kw):

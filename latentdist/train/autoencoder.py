@@ -158,7 +158,7 @@ def _fit(
 def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sample: torch.Tensor) -> int:
     """The code dimension: from ``latent_dim``, the encoder family's ``latent_dim`` field, or a probe."""
     if not isinstance(encoder, nn.Module) and not callable(getattr(encoder, "build", None)):
-        raise TypeError(f"encoder must be a torch.nn.Module or a family with .build(in_dim, out_dim, seed=...), "
+        raise TypeError("encoder must be a torch.nn.Module or a family with .build(in_dim, out_dim, seed=), "
                         f"got {type(encoder).__name__}")
     own = getattr(encoder, "latent_dim", None) if not isinstance(encoder, nn.Module) else None
     if latent_dim is not None:
