@@ -183,7 +183,7 @@ def _make_split(x: np.ndarray, holdout: float, dist_fn: Callable, n_floor: int, 
     from latentdist.distances import noise_floor
 
     size = min(x_held.shape[0], x.shape[0] // 2)
-    floor = noise_floor(x, distance=dist_fn, n=size, n_repeats=n_floor, seed=seeds[1])
+    floor = noise_floor(x, distance=dist_fn, n=size, n_repeats=n_floor, seed=seeds[1], progress=progress)
     return _Split(x_train, x_held, float(floor.mean), float(floor.std), size)
 
 
