@@ -101,13 +101,14 @@ _R5 = {
     "quick": {
         "seed": 0,
         "n_train": 2000, "n_eval": 500, "latent_dim": 8, "decoder_channels": 16, "small_channels": 8,
-        "encoder_channels": 16, "aux_channels": [4], "aux_dropout": 0.0, "stage1_steps": 100,
+        "encoder_channels": 16, "aux_channels": [4], "aux_dropout": 0.0, "n_seeds": 1, "stage1_steps": 100,
         "stage2_steps": 100, "joint_steps": 100, "batch_size": 64, "prior": "gmm",
     },
     "full": {
         "seed": 0,
         "n_train": 10000, "n_eval": 2000, "latent_dim": 8, "decoder_channels": 16, "small_channels": 8,
-        "encoder_channels": 16, "aux_channels": [2, 4, 8, 16], "aux_dropout": 0.0, "stage1_steps": 600,
+        "encoder_channels": 16, "aux_channels": [4, 8, 16], "aux_dropout": 0.0, "n_seeds": 3,
+        "stage1_steps": 600,
         "stage2_steps": 600, "joint_steps": 600, "batch_size": 64, "prior": "gmm",
     },
 }

@@ -25,7 +25,7 @@ __all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run"]
 
 CLAIM = "R5"
 TITLE = "DAE vs joint autoencoder on MNIST"
-VERSION = 1
+VERSION = 2
 
 
 def _score(res, x_train, real, config: dict, seed: int) -> tuple[dict, np.ndarray]:
@@ -48,64 +48,96 @@ def _score(res, x_train, real, config: dict, seed: int) -> tuple[dict, np.ndarra
 
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
-    """Train joint AEs and DAEs and score them; see the module docstring."""
+    """Train joint AEs and DAEs over ``n_seeds`` seeds and score them; see the module docstring.
+
+    Seed ``s = seed + k`` fixes the training subset, the evaluation images, every network's
+    initialisation and batch order, so within one seed all models are compared on the same data.
+    The auxiliary strength used for the small-decoder DAE is the one with the lowest FID *averaged over
+    seeds*. Each seed also records ``fid_floor``: the metrics of a second, disjoint set of real test
+    images against the evaluation images (what a perfect generator would score at this ``n``).
+    """
     from latentdist.data import load_mnist
     from latentdist.generators import ConvDecoder
+    from latentdist.metrics import mnist_metrics
     from latentdist.train import ConvEncoder, train_autoencoder, train_dae
 
-    seed = config["seed"]
-    x, _ = load_mnist("train", n=config["n_train"], seed=seed)
-    real, _ = load_mnist("test", n=config["n_eval"], seed=seed)
-    enc = ConvEncoder(channels=config["encoder_channels"], latent_dim=config["latent_dim"])
-    common = {"batch_size": config["batch_size"], "latent_dim": config["latent_dim"], "seed": seed,
-              "progress": progress}
     rows, grids = [], {}
+    seeds = [config["seed"] + k for k in range(config.get("n_seeds", 1))]
+    enc = ConvEncoder(channels=config["encoder_channels"], latent_dim=config["latent_dim"])
+    n_eval, big, small = config["n_eval"], config["decoder_channels"], config["small_channels"]
+    # the DAE's final decoder gets as many steps as the joint AE's decoder (stage2_steps == joint_steps)
+    stages = {"stage1_steps": config["stage1_steps"], "stage2_steps": config["stage2_steps"],
+              "aux_dropout": config["aux_dropout"]}
+    data: dict = {}
+    for seed in seeds:
+        x, _ = load_mnist("train", n=config["n_train"], seed=seed)
+        test, _ = load_mnist("test", n=2 * n_eval, seed=seed)
+        real, other = test[:n_eval], test[n_eval:]
+        floor = mnist_metrics(real, other, seed=seed + 1)
+        common = {"batch_size": config["batch_size"], "latent_dim": config["latent_dim"], "seed": seed,
+                  "progress": progress}
 
-    def record(method: str, decoder_ch: int, aux_ch: float, res) -> dict:
-        metrics, grid = _score(res, x, real, config, seed + 1)
-        row = {"method": method, "decoder_channels": decoder_ch, "aux_channels": aux_ch, **metrics}
-        rows.append(row)
-        grids[f"{method} (dec {decoder_ch}" + (f", aux {aux_ch:g})" if method == "dae" else ")")] = grid
-        return row
+        def record(method: str, decoder_ch: int, aux_ch: float, res, seed=seed, x=x, real=real,
+                   floor=floor) -> None:
+            metrics, grid = _score(res, x, real, config, seed + 1)
+            rows.append({"method": method, "decoder_channels": decoder_ch, "aux_channels": aux_ch,
+                         "seed": seed, **metrics, "fid_floor": float(floor["fid"]),
+                         "kid_floor": float(floor["kid_mean"])})
+            if seed == seeds[0]:
+                label = f", aux {aux_ch:g})" if method == "dae" else ")"
+                grids[f"{method} (dec {decoder_ch}{label}"] = grid
 
-    for ch in (config["decoder_channels"], config["small_channels"]):
-        res = train_autoencoder(x, enc, ConvDecoder(channels=ch), steps=config["joint_steps"], **common)
-        record("joint", ch, np.nan, res)
-    for aux in config["aux_channels"]:
-        res = train_dae(x, enc, ConvDecoder(channels=aux), ConvDecoder(channels=config["decoder_channels"]),
-                        stage1_steps=config["stage1_steps"], stage2_steps=config["stage2_steps"],
-                        aux_dropout=config["aux_dropout"], **common)
-        record("dae", config["decoder_channels"], aux, res)
+        for ch in (big, small):
+            res = train_autoencoder(x, enc, ConvDecoder(channels=ch), steps=config["joint_steps"], **common)
+            record("joint", ch, np.nan, res)
+        for aux in config["aux_channels"]:
+            res = train_dae(x, enc, ConvDecoder(channels=aux), ConvDecoder(channels=big), **stages, **common)
+            record("dae", config["decoder_channels"], aux, res)
+        data[seed] = (x, real, record, common)
     dae = pd.DataFrame([r for r in rows if r["method"] == "dae"])
-    best_aux = float(dae.loc[dae["fid"].idxmin(), "aux_channels"])
-    small = ConvDecoder(channels=config["small_channels"])
-    res = train_dae(x, enc, ConvDecoder(channels=int(best_aux)), small,
-                    stage1_steps=config["stage1_steps"], stage2_steps=config["stage2_steps"],
-                    aux_dropout=config["aux_dropout"], **common)
-    record("dae", config["small_channels"], best_aux, res)
+    best_aux = float(dae.groupby("aux_channels")["fid"].mean().idxmin())
+    for seed in seeds:
+        x, _, record, common = data[seed]
+        res = train_dae(x, enc, ConvDecoder(channels=int(best_aux)), ConvDecoder(channels=small),
+                        **stages, **common)
+        record("dae", config["small_channels"], best_aux, res)
     table = pd.DataFrame(rows)
     return ExperimentResult(CLAIM, table, _summarise(table, config, best_aux), extras={"grids": grids})
 
 
 def _summarise(table: pd.DataFrame, config: dict, best_aux: float) -> dict:
+    """Means and standard deviations (ddof=1) over seeds, and paired per-seed differences."""
     big, small = config["decoder_channels"], config["small_channels"]
 
-    def fid(method: str, ch: int, aux: float | None = None) -> float:
+    def fids(method: str, ch: int, aux: float | None = None) -> pd.Series:
         sub = table[(table["method"] == method) & (table["decoder_channels"] == ch)]
         if aux is not None:
             sub = sub[sub["aux_channels"] == aux]
-        return float(sub["fid"].iloc[0])
+        return sub.set_index("seed")["fid"].sort_index()
 
-    joint_big, dae_big, dae_small = fid("joint", big), fid("dae", big, best_aux), fid("dae", small, best_aux)
-    sweep = table[(table["method"] == "dae") & (table["decoder_channels"] == big)].sort_values("aux_channels")
-    interior = len(sweep) >= 3 and best_aux not in (sweep["aux_channels"].min(), sweep["aux_channels"].max())
+    def ms(s: pd.Series) -> dict:
+        return {"mean": float(s.mean()), "std": float(s.std(ddof=1)) if len(s) > 1 else float("nan"),
+                "values": [float(v) for v in s]}
+
+    joint_big, dae_big = fids("joint", big), fids("dae", big, best_aux)
+    joint_small, dae_small = fids("joint", small), fids("dae", small, best_aux)
+    diff = dae_big - joint_big  # paired by seed; negative = DAE better
+    sweep = (table[(table["method"] == "dae") & (table["decoder_channels"] == big)]
+             .groupby("aux_channels")["fid"].agg(["mean", "std"]).sort_index())
+    interior = len(sweep) >= 3 and best_aux not in (sweep.index.min(), sweep.index.max())
+    floor = table.groupby("seed")["fid_floor"].first()
     return {
-        "fid_joint_equal_decoder": joint_big, "fid_dae_equal_decoder": dae_big,
-        "fid_joint_small_decoder": fid("joint", small), "fid_dae_small_decoder": dae_small,
-        "dae_beats_joint_equal_decoder": dae_big < joint_big,
-        "dae_small_decoder_matches_joint": dae_small <= joint_big,
+        "seeds": sorted(int(s) for s in table["seed"].unique()),
+        "fid_joint_equal_decoder": ms(joint_big), "fid_dae_equal_decoder": ms(dae_big),
+        "fid_joint_small_decoder": ms(joint_small), "fid_dae_small_decoder": ms(dae_small),
+        "fid_dae_minus_joint_equal_decoder": ms(diff),
+        "dae_beats_joint_equal_decoder_every_seed": bool((diff < 0).all()),
+        "dae_beats_joint_equal_decoder_on_mean": bool(dae_big.mean() < joint_big.mean()),
+        "dae_small_decoder_matches_joint": bool(dae_small.mean() <= joint_big.mean()),
         "best_aux_channels": best_aux, "aux_sweep_interior_optimum": bool(interior),
-        "aux_sweep_fid": dict(zip(sweep["aux_channels"].astype(float), sweep["fid"], strict=True)),
+        "aux_sweep_fid_mean": {float(k): float(v) for k, v in sweep["mean"].items()},
+        "aux_sweep_fid_std": {float(k): float(v) for k, v in sweep["std"].items()},
+        "fid_floor": ms(floor),
     }
 
 
@@ -125,14 +157,22 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
 
     t = result.table
     big = result.config["decoder_channels"]
-    sweep = t[(t["method"] == "dae") & (t["decoder_channels"] == big)].sort_values("aux_channels")
-    joint = t[(t["method"] == "joint") & (t["decoder_channels"] == big)].iloc[0]
     metrics = [m for m in ("fid", "precision", "recall", "coverage") if m in t]
+    sweep = (t[(t["method"] == "dae") & (t["decoder_channels"] == big)]
+             .groupby("aux_channels")[metrics].agg(["mean", "std"]).sort_index())
+    joint = t[(t["method"] == "joint") & (t["decoder_channels"] == big)][metrics].agg(["mean", "std"])
+    n_seeds = t["seed"].nunique() if "seed" in t else 1
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.3), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
-        ax.plot(sweep["aux_channels"], sweep[m], "o-", label="DAE")
-        ax.axhline(joint[m], color="k", ls="--", label="joint AE")
-        ax.set(xscale="log", xlabel="aux decoder channels", ylabel=m, title=f"R5: {m} (decoder {big} ch)")
+        err = sweep[(m, "std")].fillna(0.0)
+        ax.errorbar(sweep.index, sweep[(m, "mean")], yerr=err, fmt="o-", capsize=3, label="DAE (mean ± sd)")
+        jm, js = joint.loc["mean", m], (0.0 if np.isnan(joint.loc["std", m]) else joint.loc["std", m])
+        ax.axhline(jm, color="k", ls="--", label="joint AE")
+        ax.axhspan(jm - js, jm + js, color="k", alpha=0.1)
+        if m == "fid" and "fid_floor" in t:
+            ax.axhline(t["fid_floor"].mean(), color="g", ls=":", label="real vs real (floor)")
+        ax.set(xscale="log", xlabel="aux decoder channels", ylabel=m,
+               title=f"R5: {m} (decoder {big} ch, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return paths + save_figure(fig, out_dir, "R5_aux_sweep")
