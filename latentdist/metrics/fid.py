@@ -45,6 +45,7 @@ def gaussian_stats(feats: ArrayLike) -> GaussianStats:
 
     Examples
     --------
+    >>> import numpy as np
     >>> stats = gaussian_stats(np.eye(3))
     >>> stats.mu.shape, stats.sigma.shape
     ((3,), (3, 3))
@@ -99,6 +100,7 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
 
     Examples
     --------
+    >>> import numpy as np
     >>> frechet_distance(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2))
     4.0
     """
@@ -134,6 +136,7 @@ def fid(real_feats: ArrayLike, fake_feats: ArrayLike) -> float:
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(500, 2))
     >>> fid(x, x)
@@ -195,6 +198,7 @@ def kid(
 
     Examples
     --------
+    >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> res = kid(rng.normal(size=(200, 4)), rng.normal(size=(200, 4)), n_subsets=10, subset_size=100)
     >>> abs(res.mean) < 3 * res.std

@@ -152,6 +152,7 @@ def precision_recall(
 
     Examples
     --------
+    >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(50, 2))
     >>> precision_recall(x, x, k=3)
     PrecisionRecall(precision=1.0, recall=1.0)
@@ -199,6 +200,7 @@ def density_coverage(
 
     Examples
     --------
+    >>> import numpy as np
     >>> real = np.array([[0.0], [1.0], [2.0], [10.0]])
     >>> density_coverage(real, np.array([[0.5], [1.5]]), k=1)
     DensityCoverage(density=2.0, coverage=0.75)

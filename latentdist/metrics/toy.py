@@ -101,6 +101,7 @@ def mode_coverage(
 
     Examples
     --------
+    >>> import numpy as np
     >>> modes = np.array([[0.0, 0.0], [10.0, 0.0]])
     >>> mode_coverage(np.zeros((50, 2)), modes, 0.1)["coverage"]
     0.5
@@ -108,7 +109,7 @@ def mode_coverage(
     samples, modes = check_pair(samples, modes, ("samples", "modes"))
     x, mu = to_numpy(samples), to_numpy(modes)
     k = len(mu)
-    if isinstance(std, (int, float, np.floating, np.integer)) and not isinstance(std, bool):
+    if np.ndim(std) == 0:
         sig = np.full(k, check_scalar(std, "std", low=0.0, low_inclusive=False))
     else:
         sig = to_numpy(check_array(std, "std", ndim=1))
@@ -141,32 +142,50 @@ def distribution_distances(
     distances: Sequence[str] = ("w2", "sinkhorn", "mmd"),
     *,
     n: int | None = None,
+    n_repeats: int = 5,
     seed: SeedLike = 0,
+    progress: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Sample distances between generated samples and data, each next to its noise floor.
 
-    For every name, the value ``d(samples[:n], data[:n])`` is reported with the floor
-    ``noise_floor(data, distance=name, n=n)`` from :mod:`latentdist.distances`: the same distance
-    between two independent size-``n`` draws of the data. A value inside the floor's spread is
-    indistinguishable from a perfect generator at this sample size.
+    For every name, the value is ``d(x_n, y_n)`` for random size-``n`` subsets of ``samples`` and
+    ``data``, and the floor is :func:`latentdist.distances.noise_floor` of ``data`` at the same ``n``:
+    the same distance between two disjoint size-``n`` draws of the data (mean and std over
+    ``n_repeats`` splits). A value within a few floor standard deviations of the floor mean is
+    indistinguishable from a perfect generator at this sample size. Distances that take a ``seed``
+    (sliced, critic) get one derived from ``seed``.
 
     Parameters
     ----------
     samples : array-like or torch.Tensor, shape (m, D)
     data : array-like or torch.Tensor, shape (N, D)
-        Held-out data; needs ``N >= 2 n`` for the floor.
+        Held-out data (not the training set); needs ``N >= 2 n``.
     distances : sequence of str
         Names known to :func:`latentdist.distances.get_distance`.
     n : int, optional
         Sample size of both the value and the floor; default ``min(m, N // 2)``.
+    n_repeats : int
+        Data splits for the floor.
     seed : int or Generator
-        Seeds the subsampling and the floor.
+        Seeds the subsets, the floor's splits and stochastic distances.
+    progress : bool
 
     Returns
     -------
     dict
         ``{name: {"value", "floor_mean", "floor_std", "n"}}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> res = distribution_distances(rng.normal(size=(200, 2)), rng.normal(size=(400, 2)), ("mmd",),
+    ...                              progress=False)
+    >>> sorted(res["mmd"])
+    ['floor_mean', 'floor_std', 'n', 'value']
     """
+    import inspect
+
     from latentdist.distances import get_distance, noise_floor
 
     samples, data = check_pair(samples, data, ("samples", "data"), min_samples=2)
@@ -175,22 +194,27 @@ def distribution_distances(
     names = list(distances)
     if not names:
         raise ValueError("distances must name at least one distance")
-    funcs = {name: get_distance(name) for name in names}
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"distances must hold distance names (str), got {type(name).__name__}")
     x, y = to_numpy(samples), to_numpy(data)
     if len(y) < 4:
         raise ValueError(f"data needs at least 4 samples to measure a noise floor, got {len(y)}")
-    n = min(len(x), len(y) // 2) if n is None else check_int(n, "n", low=2, high=min(len(x), len(y) // 2))
-    sub_seed, *floor_seeds = spawn_seeds(seed, len(names) + 1)
+    n_max = min(len(x), len(y) // 2)
+    n = n_max if n is None else check_int(n, "n", low=2, high=n_max)
+    sub_seed, *dist_seeds = spawn_seeds(seed, len(names) + 1)
     rng = np.random.default_rng(sub_seed)
     xs = x[rng.choice(len(x), n, replace=False)]
     ys = y[rng.choice(len(y), n, replace=False)]
     out: dict[str, dict[str, float]] = {}
-    for name, fseed in zip(names, floor_seeds, strict=True):
-        floor = noise_floor(y, distance=name, n=n, seed=fseed)
-        out[name] = {
-            "value": float(funcs[name](xs, ys)),
-            "floor_mean": float(floor.mean),
-            "floor_std": float(floor.std),
-            "n": n,
-        }
+    for name, dseed in zip(names, dist_seeds, strict=True):
+        fn = get_distance(name)
+        # Below 2**32: POT's sliced projections seed a legacy RandomState, which rejects larger ints.
+        kw = {"seed": dseed % 2**32} if "seed" in inspect.signature(fn).parameters else {}
+        bound = get_distance(name, **kw)
+        value = bound(xs, ys)
+        value = float(value.detach()) if hasattr(value, "detach") else float(value)
+        # The bound callable carries the distance's own seed; noise_floor's seed draws the splits.
+        floor = noise_floor(y, bound, n=n, n_repeats=n_repeats, seed=dseed, progress=progress)
+        out[name] = {"value": value, "floor_mean": float(floor.mean), "floor_std": float(floor.std), "n": n}
     return out
