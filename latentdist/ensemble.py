@@ -15,8 +15,9 @@ overhead on tiny matrices. Here B runs of one *family shape* become ONE model wi
 * members keep their own random streams (initialisation, latent batches, data batches), so a member
   of an ensemble follows the same trajectory as the same seed fitted alone (to float round-off).
 
-The per-member minibatch OT plans for ``'w1'``/``'w2'`` training are solved in a small loop on detached
-costs (``scipy.optimize.linear_sum_assignment``; sorting in 1-D, batched); only they are per member.
+The per-member minibatch OT plans for ``'w1'``/``'w2'`` training are exact: the B cost matrices are formed
+in one batched operation and the B assignment problems solved by ``scipy.optimize.linear_sum_assignment``
+over a small thread pool (it releases the GIL; sorting in 1-D, batched); only they are per member.
 
 Families that cannot be batched (unknown types, different depths) fall into separate groups, and a group
 whose modules ``vmap`` cannot run is fitted by a plain loop over members with the same interface.
@@ -37,7 +38,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -50,11 +53,21 @@ from torch.func import functional_call, vmap
 from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
 from latentdist._validation import check_device, check_int, check_scalar, to_tensor
-from latentdist.generators import MLP, ConvDecoder, Family, LipschitzMLP
+from latentdist.generators import (
+    ACTIVATIONS,
+    MLP,
+    ConvDecoder,
+    Family,
+    LipschitzMLP,
+    MaxMin,
+    NormConstrainedLinear,
+    _Scale,
+)
 from latentdist.latents import Latent
 
 __all__ = [
     "OT_LOSSES",
+    "OT_THREADS",
     "EnsembleFit",
     "StackedGenerators",
     "LoopGenerators",
@@ -130,6 +143,27 @@ class LoopGenerators(nn.Module):
         return len(self.members)
 
 
+_ELEMENTWISE = (*ACTIVATIONS.values(), MaxMin, _Scale)
+
+
+def _matmul_plan(skeleton: nn.Module) -> list[tuple[str, Any]] | None:
+    """Layer plan of the batched-matmul forward, or None when ``skeleton`` is not a plain stack of
+    (norm-constrained) linear layers and stateless element-wise maps (MLP, LipschitzMLP, Linear)."""
+    layers = list(skeleton.named_children()) if isinstance(skeleton, nn.Sequential) else [("", skeleton)]
+    plan: list[tuple[str, Any]] = []
+    for name, module in layers:
+        prefix = f"{name}." if name else ""
+        if type(module) is nn.Linear:
+            plan.append(("linear" if module.bias is not None else "linear_nobias", prefix))
+        elif type(module) is NormConstrainedLinear:
+            plan.append(("norm_linear", prefix))
+        elif type(module) in _ELEMENTWISE:
+            plan.append(("map", module))
+        else:
+            return None
+    return plan
+
+
 class StackedGenerators(nn.Module):
     """B generators of one family shape as one module with stacked, masked parameters.
 
@@ -147,10 +181,15 @@ class StackedGenerators(nn.Module):
     Parameter ``k`` of member b is stored zero-padded in ``self.params[k][b]`` and used as
     ``params[k][b] * masks[k][b]``; the mask is 1 on the member's own block. ``forward(z)`` maps
     z of shape (B, n, in_dim) to outputs flattened to (B, n, prod(out_shape)).
+
+    Skeletons that are plain stacks of linear layers and element-wise maps (MLP, LipschitzMLP, Linear)
+    run as explicit batched matmuls (``torch.baddbmm`` on the (B, out, in) weights), which on small
+    networks costs a fraction of ``vmap(functional_call)``; every other skeleton (ConvDecoder, ...) uses
+    the generic ``vmap`` path. ``use_vmap=True`` forces the generic path (for tests).
     """
 
     def __init__(self, families: Sequence[Family], seeds: Sequence[int], in_dim: int, out_dim: int,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", *, use_vmap: bool = False):
         super().__init__()
         families = list(families)
         if len(batch_groups(families)) != 1:
@@ -192,6 +231,7 @@ class StackedGenerators(nn.Module):
         self._has_scale = scale_field is not None
         # Kept out of the module tree: the skeleton only lends its forward code to functional_call.
         self._skeleton = [skeleton.to("meta")]
+        self._plan = None if use_vmap else _matmul_plan(self._skeleton[0])
         self.to(device)
 
     def __len__(self) -> int:
@@ -208,11 +248,28 @@ class StackedGenerators(nn.Module):
             raise ValueError(f"z must have shape ({len(self)}, n, {self.in_dim}), got {tuple(z.shape)}")
         if self._has_scale:
             z = z * self.input_scale.to(z.dtype)
+        if self._plan is not None:
+            return self._matmul_forward(self.effective_params(), z)
 
         def one(params, zb):
             return functional_call(self._skeleton[0], params, (zb,))
 
         return _flat_out(vmap(one)(self.effective_params(), z), 2)
+
+    def _matmul_forward(self, params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        """The skeleton's layers with stacked weights: y_b = h_b W_b^T + c_b as one ``baddbmm``."""
+        for kind, arg in self._plan:
+            if kind == "map":
+                h = arg(h)
+                continue
+            w = params[f"{arg}weight"]
+            if kind == "norm_linear":  # NormConstrainedLinear.effective_weight, per member
+                w = w / torch.clamp(torch.linalg.matrix_norm(w, ord=2), min=1.0)[:, None, None]
+            if kind == "linear_nobias":
+                h = torch.bmm(h, w.transpose(1, 2))
+            else:
+                h = torch.baddbmm(params[f"{arg}bias"][:, None, :], h, w.transpose(1, 2))
+        return h
 
     def member(self, i: int) -> nn.Module:
         """Member ``i`` as a standalone module of its own family and width (weights copied, unpadded)."""
@@ -241,6 +298,48 @@ def make_generators(families: Sequence[Family], seeds: Sequence[int], in_dim: in
         return LoopGenerators(mods).to(device)
 
 
+#: Threads for the per-member exact assignment problems of ``'w1'``/``'w2'`` training; None (default) uses
+#: the cores this process may run on (at most 8), 1 solves them in the calling thread.
+OT_THREADS: int | None = None
+_LSA_POOL: list[ThreadPoolExecutor] = []
+
+
+def _lsa_workers() -> int:
+    if OT_THREADS is not None:
+        return max(1, int(OT_THREADS))
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, min(8, os.cpu_count() or 1))
+
+
+def _assignments(costs: np.ndarray) -> np.ndarray:
+    """Optimal column of every row for each of the B cost matrices (B, m, m): shape (B, m).
+
+    Each problem is solved exactly by ``scipy.optimize.linear_sum_assignment``, which releases the GIL,
+    so with B >= 4 the problems are split over a small thread pool (the main thread takes one share).
+    The result does not depend on the number of threads.
+    """
+    batch = costs.shape[0]
+    workers = min(_lsa_workers(), batch // 2)
+    if workers <= 1:
+        return np.stack([linear_sum_assignment(c)[1] for c in costs])
+    if not _LSA_POOL or _LSA_POOL[0]._max_workers < workers - 1:
+        _LSA_POOL[:] = [ThreadPoolExecutor(workers - 1, thread_name_prefix="latentdist-lsa")]
+    cols = np.empty(costs.shape[:2], dtype=np.int64)
+
+    def solve(members: np.ndarray) -> None:
+        for b in members:
+            cols[b] = linear_sum_assignment(costs[b])[1]
+
+    shares = np.array_split(np.arange(batch), workers)
+    futures = [_LSA_POOL[0].submit(solve, share) for share in shares[1:]]
+    solve(shares[0])
+    for future in futures:
+        future.result()
+    return cols
+
+
 def _ot_plan_loss(y: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
     """Exact minibatch OT loss per member: (1/n) sum_i ||y_i - x_sigma(i)||^p, shape (B,).
 
@@ -248,21 +347,109 @@ def _ot_plan_loss(y: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
     gradient of the transport cost under the fixed optimal plan, which is the gradient of W_p^p.
     Equal batch sizes with uniform weights make the optimal plan a permutation (Birkhoff), found exactly
     by the Hungarian algorithm; in 1-D the monotone (sorted) coupling is optimal for every p >= 1.
+    The B cost matrices are formed in one batched float64 operation and handed to numpy once; the B
+    assignment problems are then solved by :func:`_assignments`.
     """
     if y.shape[-1] == 1:
         ys = torch.sort(y[..., 0], dim=1).values
         xs = torch.sort(x[..., 0], dim=1).values
         return ((ys - xs).abs() ** p).mean(1)
     with torch.no_grad():
-        plan_cost = ((y[:, :, None, :] - x[:, None, :, :]) ** 2).sum(-1).double()
+        yd, xd = y.detach().double(), x.detach().double()
+        # ||y||^2 + ||x||^2 - 2 <y, x> in float64 (relative round-off ~1e-16 of the data scale).
+        plan_cost = torch.baddbmm((xd * xd).sum(-1)[:, None, :], yd, xd.transpose(1, 2), alpha=-2.0)
+        plan_cost = (plan_cost + (yd * yd).sum(-1)[:, :, None]).clamp_min_(0.0)
         plan_cost = plan_cost if p == 2.0 else plan_cost.sqrt() ** p
-    cols = np.stack([linear_sum_assignment(c)[1] for c in plan_cost.cpu().numpy()])
-    cols_t = torch.as_tensor(cols, device=y.device)
+    cols_t = torch.as_tensor(_assignments(plan_cost.cpu().numpy()), device=y.device)
     # Only the matched pairs enter the graph: backward costs O(B n D), not O(B n^2 D).
     matched = ((y - torch.gather(x, 1, cols_t[:, :, None].expand(-1, -1, x.shape[2]))) ** 2).sum(-1)
     # The floor keeps the W1 gradient finite when a point sits on its match.
     cost = matched if p == 2.0 else matched.clamp_min(1e-12) ** (p / 2)
     return cost.mean(1)
+
+
+def _batched_median_bandwidth(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per member: the median pairwise distance of the pooled sample [y_b; x_b], shape (B, 1, 1).
+
+    The batched form of :func:`latentdist.distances.kernel.median_bandwidth` for pools of at most 1000
+    points (no subsample): float64, no gradient, median over the pairs i < j (the mean of the two middle
+    values for an even count, as numpy's median).
+    """
+    with torch.no_grad():
+        z = torch.cat([y, x], dim=1).double()
+        d = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist")
+        iu = torch.triu_indices(z.shape[1], z.shape[1], offset=1, device=z.device)
+        h = torch.quantile(d[:, iu[0], iu[1]], 0.5, dim=1)
+    if bool((h <= 0).any()):
+        raise ValueError("bandwidth='median' is 0 (more than half the pooled pairs coincide); pass a float")
+    return h.to(y.dtype)[:, None, None]
+
+
+def _batched_mmd2(kernel: str, bandwidth: float | str, unbiased: bool) -> Callable:
+    """:func:`latentdist.distances.mmd2` (unweighted) for (B, n, D) batches: (B, n, n) kernel matrices
+    from the module's own ``kernel_matrix``, the same centring, U- or V-statistic; shape (B,)."""
+    from latentdist.distances.kernel import kernel_matrix
+
+    def loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        n, m = y.shape[1], x.shape[1]
+        if kernel == "energy":
+            h: Any = 1.0
+        elif isinstance(bandwidth, str):
+            h = _batched_median_bandwidth(y, x)
+        else:
+            h = float(bandwidth)
+        centre = torch.cat([y, x], dim=1).detach().mean(1, keepdim=True)
+        y, x = y - centre, x - centre
+        kyy, kxx = kernel_matrix(y, y, kernel, h), kernel_matrix(x, x, kernel, h)
+        kxy = kernel_matrix(y, x, kernel, h)
+        if unbiased:
+            syy = (kyy.sum((1, 2)) - kyy.diagonal(dim1=1, dim2=2).sum(1)) / (n * (n - 1))
+            sxx = (kxx.sum((1, 2)) - kxx.diagonal(dim1=1, dim2=2).sum(1)) / (m * (m - 1))
+        else:
+            syy, sxx = kyy.mean((1, 2)), kxx.mean((1, 2))
+        return syy + sxx - 2.0 * kxy.mean((1, 2))
+
+    return loss
+
+
+def _batched_sliced(p: float, n_projections: int, seed: SeedLike) -> Callable:
+    """:func:`latentdist.distances.sliced_wasserstein` (unweighted, equal sizes) for (B, n, D) batches:
+    the same directions (POT's generator, ``seed``) applied to all members at once; each 1-D W_p^p is
+    the sorted coupling, which is what ``ot.wasserstein_1d`` computes for equal uniform weights."""
+    import ot
+
+    from latentdist._seeding import seed_int
+    from latentdist.distances._common import safe_root
+
+    def loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        theta = ot.sliced.get_random_projections(y.shape[2], n_projections, seed_int(seed))
+        theta = torch.as_tensor(theta, dtype=y.dtype, device=y.device)
+        ys = torch.sort(y @ theta, dim=1).values
+        xs = torch.sort(x @ theta, dim=1).values
+        wpp = ((ys - xs).abs() ** p).mean(1).mean(1)
+        return safe_root(wpp.clamp_min(0.0), p)
+
+    return loss
+
+
+def _batched_loss(distance: Any, kwargs: dict[str, Any]) -> tuple[Callable, int] | None:
+    """(batched form, largest pooled sample it covers) of a registry distance with these keyword
+    arguments, or None when only the per-member loop computes it."""
+    if not isinstance(distance, str):
+        return None
+    if distance in ("mmd", "energy"):
+        if set(kwargs) - {"kernel", "bandwidth", "unbiased", "chunk_size", "seed"}:
+            return None  # weights or unknown options: the registry function decides
+        kernel = "energy" if distance == "energy" else kwargs.get("kernel", "gaussian")
+        bandwidth = kwargs.get("bandwidth", "median")
+        # The median heuristic subsamples pools of more than 1000 points (seeded): left to mmd2.
+        median = kernel != "energy" and isinstance(bandwidth, str)
+        return _batched_mmd2(kernel, bandwidth, bool(kwargs.get("unbiased", True))), 1000 if median else -1
+    if distance == "sliced" and not set(kwargs) - {"p", "n_projections", "seed", "chunk_size"}:
+        fn = _batched_sliced(float(kwargs.get("p", 2)), int(kwargs.get("n_projections", 128)),
+                             kwargs.get("seed", 0))
+        return fn, -1
+    return None
 
 
 def minibatch_loss(
@@ -271,8 +458,11 @@ def minibatch_loss(
     """Per-member training loss ``loss(y, x) -> (B,)`` for outputs y and data x of shape (B, n, D).
 
     ``'w1'``/``'w2'``: transport cost W_p^p under the exact minibatch plan (:func:`_ot_plan_loss`);
-    ``'sinkhorn'``: the batched debiased Sinkhorn divergence; any other registry name or callable:
-    its differentiable value, member by member.
+    ``'sinkhorn'``: the batched debiased Sinkhorn divergence; ``'mmd'``, ``'energy'`` and ``'sliced'``:
+    batched forms of the registry functions for equal-size batches (the same value to float round-off:
+    (B, n, n) kernel matrices, one projection matrix for all members), where their options allow it
+    (no weights; median-heuristic pools of at most 1000 points); any other registry name or callable,
+    and the remaining cases: the registry function's differentiable value, member by member.
     """
     if isinstance(distance, str) and distance in OT_LOSSES:
         p = OT_LOSSES[distance]
@@ -283,9 +473,15 @@ def minibatch_loss(
         return lambda y, x: sinkhorn_divergence(y, x, **kwargs)
     from latentdist.distances import get_distance
 
-    fn = get_distance(distance, **kwargs)
+    fn = get_distance(distance, **kwargs)  # validates the keyword arguments
+    batched = _batched_loss(distance, kwargs)
+    if batched is not None:  # invalid option values raise here, as in the per-member path
+        fn(torch.zeros(2, 1), torch.ones(2, 1))
 
     def per_member(y, x):
+        if batched is not None and y.shape[1] == x.shape[1] and y.shape[1] >= 2 and (
+                batched[1] < 0 or y.shape[1] + x.shape[1] <= batched[1]):
+            return batched[0](y, x)
         return torch.stack([torch.as_tensor(fn(yb, xb)) for yb, xb in zip(y, x, strict=True)])
 
     return per_member
