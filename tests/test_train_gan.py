@@ -114,6 +114,8 @@ def test_resume_can_extend_a_finished_run(ring, tmp_path):
 
 def test_resume_refuses_a_different_configuration(ring, tmp_path):
     _small(ring.x, steps=4, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="beyond steps=2"):
+        _small(ring.x, steps=2, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match="lr_d"):
         _small(ring.x, steps=4, checkpoint_dir=tmp_path, resume=True, lr_d=1e-3)
 
@@ -179,3 +181,13 @@ def test_bad_data_and_networks(ring):
 def test_cuda_request_without_cuda_raises(ring):
     with pytest.raises(ValueError, match="CUDA"):
         _small(ring.x, device="cuda")
+
+
+def test_complexity_callback_logs_into_history(ring):
+    from latentdist.complexity import ComplexityCallback
+
+    cb = ComplexityCallback(Gaussian(2), every=4, n=32, proxies=("lipschitz_upper", "jacobian_frobenius"))
+    res = _small(ring.x, steps=8, log_every=2, callbacks=(cb,))
+    measured = res.history.dropna(subset=["lipschitz_upper"])
+    assert measured["step"].tolist() == [4, 8]
+    assert (measured["lipschitz_upper"] > 0).all() and (measured["jacobian_frobenius"] > 0).all()

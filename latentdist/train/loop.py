@@ -89,6 +89,9 @@ def run_loop(
         start, history = 0, []
         if resume and checkpoint_path is not None and checkpoint_path.exists():
             start, history = _load(checkpoint_path, state, generators, device, config)
+            if start > steps:
+                raise ValueError(f"checkpoint {checkpoint_path} is at step {start}, beyond steps={steps}; "
+                                 "raise steps or use another checkpoint_dir")
         bar = progress_bar(range(start, steps), progress=progress, initial=start, total=steps, desc=desc)
         for step in bar:
             out = step_fn(step)
