@@ -13,7 +13,10 @@ __all__ = ["bures_wasserstein", "gaussian_w2"]
 
 def _psd_sqrt(s: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eigh((s + s.T) / 2.0)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+    # Eigenvalues below the numerical rank threshold are round-off; their square roots (~1e-8) would
+    # otherwise dominate the error for rank-deficient covariances (n <= D).
+    cutoff = max(vals.max(initial=0.0), 0.0) * len(vals) * np.finfo(vals.dtype).eps
+    return (vecs * np.sqrt(np.where(vals > cutoff, vals, 0.0))) @ vecs.T
 
 
 def gaussian_w2(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
@@ -24,7 +27,9 @@ def gaussian_w2(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
         W_2^2 = \|m_1 - m_2\|^2 + \operatorname{tr} S_1 + \operatorname{tr} S_2
                 - 2 \operatorname{tr}\big(S_1^{1/2} S_2 S_1^{1/2}\big)^{1/2}.
 
-    Square roots of the symmetric PSD matrices by ``eigh`` (negative round-off eigenvalues clipped).
+    Computed as :math:`\operatorname{tr}(S_1^{1/2} S_2 S_1^{1/2})^{1/2} = \|S_1^{1/2} S_2^{1/2}\|_*` (nuclear
+    norm, symmetric in the two arguments), with PSD square roots by ``eigh`` (eigenvalues below the
+    numerical-rank threshold set to 0).
 
     Examples
     --------
@@ -33,17 +38,17 @@ def gaussian_w2(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
     """
     m1, m2 = np.atleast_1d(to_numpy(mean1)), np.atleast_1d(to_numpy(mean2))
     s1, s2 = np.atleast_2d(to_numpy(cov1)), np.atleast_2d(to_numpy(cov2))
-    r1 = _psd_sqrt(s1)
-    cross = _psd_sqrt(r1 @ s2 @ r1)
-    w2sq = float(np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(cross))
+    cross = np.linalg.svd(_psd_sqrt(s1) @ _psd_sqrt(s2), compute_uv=False).sum()
+    w2sq = float(np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * cross)
     return float(np.sqrt(max(w2sq, 0.0)))
 
 
 def bures_wasserstein(x: Any, y: Any) -> float:
-    """W2 between N(mean(x), cov(x)) and N(mean(y), cov(y)), unbiased (n - 1) covariances.
+    """W2 between N(mean(x), cov(x)) and N(mean(y), cov(y)), with the samples' own (ddof=0) covariances.
 
-    A reference value: it equals W2(P_x, P_y) when both laws are Gaussian and is a lower bound on it
-    otherwise (Gelbrich's bound). Float only (not differentiable).
+    A reference value: it equals W2(P_x, P_y) when both laws are Gaussian, and with ddof=0 it is a
+    lower bound on the empirical W2 between the samples themselves (Gelbrich's bound). Float only
+    (not differentiable).
 
     Parameters
     ----------
@@ -57,6 +62,6 @@ def bures_wasserstein(x: Any, y: Any) -> float:
     """
     x, y = check_pair(x, y, min_samples=2)
     xn, yn = to_numpy(x), to_numpy(y)
-    cx = np.atleast_2d(np.cov(xn, rowvar=False))
-    cy = np.atleast_2d(np.cov(yn, rowvar=False))
+    cx = np.atleast_2d(np.cov(xn, rowvar=False, ddof=0))
+    cy = np.atleast_2d(np.cov(yn, rowvar=False, ddof=0))
     return gaussian_w2(xn.mean(0), cx, yn.mean(0), cy)

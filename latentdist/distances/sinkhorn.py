@@ -18,7 +18,7 @@ from .._validation import (
     is_tensor,
     to_tensor,
 )
-from ._common import check_p, pairwise_sq_dists, safe_norm_from_sq
+from ._common import check_p, pairwise_sq_dists
 
 __all__ = ["sinkhorn_divergence", "SINKHORN_BACKENDS"]
 
@@ -31,8 +31,14 @@ LAZY_THRESHOLD = 4096 * 4096
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
-    """``||x_i - y_j||^p`` for batched (B, n, D), (B, m, D) -> (B, n, m), finite gradient at 0."""
-    return safe_norm_from_sq(pairwise_sq_dists(x, y), p)
+    """``||x_i - y_j||^p`` for batched (B, n, D), (B, m, D) -> (B, n, m), finite gradient at 0.
+
+    p = 2 uses the Gram expansion (BLAS); other p use coordinate differences, because the root would
+    amplify the expansion's cancellation error to ~sqrt(eps).
+    """
+    if p == 2.0:
+        return pairwise_sq_dists(x, y)
+    return torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist") ** p
 
 
 def _check_batch(x: Any, y: Any, x_weights: Any, y_weights: Any):
@@ -88,8 +94,10 @@ def _eps_schedule(diameter: float, p: float, blur: float, scaling: float) -> lis
 
 
 def _diameter(x: np.ndarray, y: np.ndarray) -> float:
-    both = np.concatenate([x, y])
-    return float(np.linalg.norm(both.max(0) - both.min(0)))
+    """2 max ||z - mean||: an upper bound on the pooled diameter that, unlike GeomLoss's bounding box,
+    is invariant to rotations (so the epsilon schedule, and the result, are too)."""
+    both = np.concatenate([x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])])
+    return float(2.0 * np.linalg.norm(both - both.mean(0), axis=1).max())
 
 
 def _primal_value(plan: np.ndarray, an: np.ndarray, bn: np.ndarray, cost: torch.Tensor,
@@ -116,9 +124,11 @@ def _entropic_ot_pot(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, sched
     f, g = np.zeros_like(an), np.zeros_like(bn)  # dual potentials in cost units
     for level, eps in enumerate(schedule):
         last = level == len(schedule) - 1
-        plan, log = ot.sinkhorn(an, bn, cn, reg=eps, method="sinkhorn_log",
-                                numItermax=max_iter if last else 2, stopThr=tol,
-                                warmstart=(f / eps, g / eps), log=True, warn=False)
+        # POT also returns exp(log_u) in its log; that overflows at small eps and is not used here.
+        with np.errstate(over="ignore"):
+            plan, log = ot.sinkhorn(an, bn, cn, reg=eps, method="sinkhorn_log",
+                                    numItermax=max_iter if last else 2, stopThr=tol,
+                                    warmstart=(f / eps, g / eps), log=True, warn=False)
         f, g = eps * log["log_u"], eps * log["log_v"]
     return _primal_value(plan, an, bn, cost, schedule[-1])
 
@@ -176,8 +186,9 @@ def _divergence_geomloss(x, y, a, b, p, blur, scaling):
 
     # The custom cost is ||x-y||^p itself (GeomLoss's default is ||x-y||^p / p); GeomLoss sets
     # eps = blur^p, so this is exactly the convention documented in sinkhorn_divergence.
+    diameter = max(_diameter(x.detach().cpu().numpy(), y.detach().cpu().numpy()), blur)
     loss = SamplesLoss("sinkhorn", p=p, blur=blur, scaling=scaling, debias=True, backend="tensorized",
-                       cost=lambda u, v: _cost(u, v, p))
+                       diameter=diameter, cost=lambda u, v: _cost(u, v, p))
     return loss(a, x, b, y)
 
 
@@ -243,10 +254,13 @@ def sinkhorn_divergence(
         no gradient is needed it uses POT's block-wise ``empirical_sinkhorn(isLazy=True)`` (p = 1 or 2
         only), whose memory is O((n + m) * batch_size): the bounded-memory path for n = 20k.
     ``'auto'``
-        GeomLoss while ``n * m <= LAZY_THRESHOLD``, because it was measured faster (epsilon-scaling
-        converges in a fixed ~log(diameter/blur)/log(1/scaling) sweeps where plain log-domain Sinkhorn
-        at blur 0.05 needs thousands; see ``benchmarks/README.md``); beyond that, POT's lazy solver
-        for bounded memory.
+        GeomLoss while ``n * m <= LAZY_THRESHOLD``, because it is much faster: it does one sweep per
+        annealing level, ~log(diameter/blur)/log(1/scaling) sweeps in all, while POT's solver is
+        iterated to ``tol`` (measured, n = 1000 in 2-D, blur 0.05: GeomLoss 3.2 s, POT 302 s on the
+        shared 2-core machine). The price is accuracy: GeomLoss stops at the target temperature
+        under-converged and is biased low, measured -0.04% (that case) and -0.9% (40 vs 30 points in
+        3-D, blur 0.3) at scaling 0.9, -0.01% at 0.999; raise ``scaling`` or use ``backend='pot'``
+        when the digits matter. Beyond the threshold: POT's lazy solver, for bounded memory.
 
     Parameters
     ----------

@@ -71,7 +71,7 @@ def sliced_wasserstein(
     p = check_p(p)
     n_projections = check_int(n_projections, "n_projections", low=1)
     chunk_size = check_int(chunk_size, "chunk_size", low=1)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=1)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
     # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...).
     theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed))
     theta = torch.as_tensor(theta, dtype=pair.x.dtype, device=pair.x.device)
@@ -134,7 +134,7 @@ def max_sliced_wasserstein(
     n_iter = check_int(n_iter, "n_iter", low=0)
     n_starts = check_int(n_starts, "n_starts", low=1)
     lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=1)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
     xd, yd = pair.x.detach(), pair.y.detach()
     ad = None if pair.a is None else pair.a.detach()
     bd = None if pair.b is None else pair.b.detach()

@@ -8,14 +8,19 @@ import ot
 import torch
 
 from .._validation import check_int
-from ._common import check_p, finish, pairwise_sq_dists, prepare_pair, safe_norm_from_sq, safe_root
+from ._common import check_p, finish, prepare_pair, safe_root
 
 __all__ = ["wasserstein", "wasserstein_cost_matrix"]
 
 
 def wasserstein_cost_matrix(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
-    """Ground cost ``C_ij = ||x_i - y_j||^p``, shape (n, m) (differentiable, finite gradient at 0)."""
-    return safe_norm_from_sq(pairwise_sq_dists(x, y), p)
+    """Ground cost ``C_ij = ||x_i - y_j||^p``, shape (n, m) (differentiable, finite gradient at 0).
+
+    Distances are computed from coordinate differences, not the Gram expansion, whose cancellation
+    error (~sqrt(eps) after the root) would show up in exact OT, e.g. as W_1(x, x) = 1e-8.
+    """
+    d = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+    return d * d if p == 2.0 else d**p
 
 
 def wasserstein(
@@ -65,7 +70,7 @@ def wasserstein(
     """
     p = check_p(p)
     num_iter_max = check_int(num_iter_max, "num_iter_max", low=1)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=1)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
     if pair.x.shape[1] == 1:
         # (n, 1) columns: POT's batched 1-D path, one column, returns shape (1,).
         wpp = ot.wasserstein_1d(pair.x, pair.y, pair.a, pair.b, p=p)[0]
