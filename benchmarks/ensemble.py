@@ -6,6 +6,10 @@
 2. ``complexity_profile`` of 6 MLP widths x 3 restarts with w2 on the same toy at n = 2000, end to end
    (split, noise floor, fits, selection and held-out evaluation).
 
+Wall-clock and process CPU time are both printed: on a shared machine the CPU-time ratio is the less
+load-dependent figure. ``--ot-threads`` sets ``latentdist.ensemble.OT_THREADS`` (threads for the exact
+per-member assignment problems of w1/w2; default: the usable cores).
+
 Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble.py [--distance w2] [--steps 300]
 """
 
@@ -18,6 +22,7 @@ import time
 
 import torch
 
+import latentdist.ensemble as ensemble_module
 from latentdist.data import make_dataset
 from latentdist.ensemble import fit_ensemble
 from latentdist.generators import MLP
@@ -31,7 +36,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument("--ot-threads", type=int, default=None)
     args = parser.parse_args()
+    ensemble_module.OT_THREADS = args.ot_threads
 
     ds = make_dataset("gaussian_mixture_ring", 2000, seed=0)
     fams = MLP(depth=2).at([4, 8, 16, 32, 64, 4, 8, 16, 32, 64, 4, 8, 16, 32, 64, 16])
@@ -41,15 +48,18 @@ def main() -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
 
     fit_ensemble(fams[:2], seeds[:2], Gaussian(2), ds.x, args.distance, steps=3, progress=False)  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fit_ensemble(fams, seeds, Gaussian(2), ds.x, args.distance, **kw)
-    batched = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    batched, batched_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     for fam, s in zip(fams, seeds, strict=True):
         fit_ensemble([fam], [s], Gaussian(2), ds.x, args.distance, **kw)
-    sequential = time.perf_counter() - t0
-    print(f"16 MLP fits, {args.distance}, {args.steps} steps, batch {args.batch_size}: "
-          f"batched {batched:.1f} s, sequential {sequential:.1f} s, speed-up {sequential / batched:.1f}x")
+    sequential, sequential_cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"16 MLP fits, {args.distance}, {args.steps} steps, batch {args.batch_size}, "
+          f"OT threads {ensemble_module._lsa_workers()}: wall batched {batched:.1f} s, sequential "
+          f"{sequential:.1f} s, speed-up {sequential / batched:.1f}x; CPU batched {batched_cpu:.1f} s, "
+          f"sequential {sequential_cpu:.1f} s, ratio {sequential_cpu / batched_cpu:.1f}x; "
+          f"load average {os.getloadavg()[0]:.1f}")
 
     if not args.skip_profile:
         t0 = time.perf_counter()
@@ -57,7 +67,8 @@ def main() -> None:
                                   n_restarts=3, progress=False)
         total = time.perf_counter() - t0
         print(prof[["capacity", "value", "std", "noise_floor", "noise_floor_std"]].to_string(index=False))
-        print(f"profile 6 capacities x 3 restarts, w2, n = 2000, default steps: {total:.1f} s")
+        print(f"profile 6 capacities x 3 restarts, w2, n = 2000, default steps: {total:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

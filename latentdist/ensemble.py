@@ -379,7 +379,11 @@ def _batched_median_bandwidth(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         z = torch.cat([y, x], dim=1).double()
         d = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist")
         iu = torch.triu_indices(z.shape[1], z.shape[1], offset=1, device=z.device)
-        h = torch.quantile(d[:, iu[0], iu[1]], 0.5, dim=1)
+        pairs = d[:, iu[0], iu[1]]
+        k = pairs.shape[1]
+        h = pairs.kthvalue((k + 1) // 2, dim=1).values
+        if k % 2 == 0:
+            h = 0.5 * (h + pairs.kthvalue(k // 2 + 1, dim=1).values)
     if bool((h <= 0).any()):
         raise ValueError("bandwidth='median' is 0 (more than half the pooled pairs coincide); pass a float")
     return h.to(y.dtype)[:, None, None]
