@@ -27,7 +27,14 @@ def make_critic(dim: int, width: int, depth: int, penalty: str, generator: torch
             lin.weight.uniform_(-bound, bound, generator=generator)
             lin.bias.uniform_(-bound, bound, generator=generator)
         if penalty == "spectral":
+            # spectral_norm draws its power-iteration vectors from the global RNG; redraw them from
+            # our generator so the critic is reproducible.
             lin = nn.utils.parametrizations.spectral_norm(lin)
+            sn = lin.parametrizations.weight[0]
+            with torch.no_grad():
+                for buf in (sn._u, sn._v):
+                    buf.normal_(generator=generator)
+                    buf /= buf.norm()
         layers.append(lin)
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
@@ -109,7 +116,10 @@ def critic_distance(
         return t[perm[n_eval:]], t[perm[:n_eval]]
 
     (x_tr, x_ev), (y_tr, y_ev) = split(xt, "x"), split(yt, "y")
-    critic = make_critic(xt.shape[1], width, depth, penalty, gen).to(dev)
+    # nn.Linear's constructor initializes from the global RNG; fork it so the caller's state is
+    # untouched (make_critic then overwrites every parameter from ``gen``).
+    with torch.random.fork_rng(devices=[]):
+        critic = make_critic(xt.shape[1], width, depth, penalty, gen).to(dev)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
     for _ in progress_bar(range(steps), progress=progress, desc="critic"):
         xb = x_tr[torch.as_tensor(rng.integers(0, len(x_tr), batch_size), device=dev)]
