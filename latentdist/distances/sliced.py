@@ -14,12 +14,16 @@ from ._common import check_p, finish, prepare_pair, safe_root
 __all__ = ["sliced_wasserstein", "max_sliced_wasserstein"]
 
 
-def _projected_wpp(x, y, a, b, theta: torch.Tensor, p: float, chunk: int) -> torch.Tensor:
-    """W_p^p of the 1-D projections on each column of ``theta`` (D, k); k processed ``chunk`` at a time
-    so memory stays at O((n + m) * chunk)."""
+def _projected_wpp(x, y, a, b, theta, p: float, chunk: int | None = None):
+    """W_p^p of the 1-D projections on each column of ``theta`` (D, k), numpy or torch alike; k is
+    processed ``chunk`` at a time so memory stays at O((n + m) * chunk). The default chunk keeps
+    the projected samples near 2^22 numbers (32 MB in float64): one call at n = 1000, k = 128."""
+    if chunk is None:
+        chunk = max(1, (1 << 22) // (x.shape[0] + y.shape[0]))
+    nx = ot.backend.get_backend(x, y)
     parts = [ot.wasserstein_1d(x @ theta[:, i:i + chunk], y @ theta[:, i:i + chunk], a, b, p=p)
              for i in range(0, theta.shape[1], chunk)]
-    return torch.cat(parts)
+    return nx.concatenate(parts)
 
 
 def sliced_wasserstein(
@@ -31,7 +35,7 @@ def sliced_wasserstein(
     *,
     x_weights: Any = None,
     y_weights: Any = None,
-    chunk_size: int = 32,
+    chunk_size: int | None = None,
 ) -> float | torch.Tensor:
     r"""Sliced p-Wasserstein distance with Monte-Carlo directions on the sphere.
 
@@ -43,7 +47,8 @@ def sliced_wasserstein(
     estimated with ``n_projections`` directions drawn by ``ot.sliced.get_random_projections`` (seeded
     with ``seed``); each 1-D problem is solved exactly by ``ot.wasserstein_1d`` (sorting, handles
     unequal sizes and weights). Equivalent to ``ot.sliced_wasserstein_distance`` but with projections
-    processed in chunks of ``chunk_size``, so memory is O((n + m) * chunk_size) (bounded at n = 20k).
+    processed in chunks of ``chunk_size`` (default: about 2^22 / (n + m) directions per chunk), so
+    memory is O((n + m) * chunk_size), bounded at n = 20k.
 
     Parameters
     ----------
@@ -53,7 +58,7 @@ def sliced_wasserstein(
     seed : int or Generator
         Seeds the directions; the same seed gives the same directions (and numbers).
     x_weights, y_weights : optional sample weights, shapes (n,), (m,)
-    chunk_size : int
+    chunk_size : int, optional
         Directions per batch.
 
     Returns
@@ -70,12 +75,18 @@ def sliced_wasserstein(
     """
     p = check_p(p)
     n_projections = check_int(n_projections, "n_projections", low=1)
-    chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
     # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...).
     theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed))
-    theta = torch.as_tensor(theta, dtype=pair.x.dtype, device=pair.x.device)
-    wpp = _projected_wpp(pair.x, pair.y, pair.a, pair.b, theta, p, chunk_size).mean()
+    if pair.grad:
+        theta = torch.as_tensor(theta, dtype=pair.x.dtype, device=pair.x.device)
+        wpp = _projected_wpp(pair.x, pair.y, pair.a, pair.b, theta, p, chunk_size).mean()
+    else:  # POT's numpy path (the sort is faster than torch's on CPU); same numbers
+        arrays = [None if t is None else t.detach().cpu().numpy() for t in (pair.x, pair.y, pair.a, pair.b)]
+        per_direction = _projected_wpp(*arrays, theta.astype(arrays[0].dtype), p, chunk_size)
+        wpp = torch.tensor(float(per_direction.mean()), dtype=torch.float64)
     return finish(safe_root(wpp.clamp_min(0.0), p), pair.grad)
 
 
@@ -142,7 +153,7 @@ def max_sliced_wasserstein(
     starts = torch.randn(xd.shape[1], n_starts, generator=gen, dtype=xd.dtype).to(xd.device)
     starts = starts / starts.norm(dim=0, keepdim=True)
     with torch.no_grad():
-        vals = _projected_wpp(xd, yd, ad, bd, starts, p, 32)
+        vals = _projected_wpp(xd, yd, ad, bd, starts, p)
     best_val, best_theta = vals.max(), starts[:, int(vals.argmax())].clone()
     theta = best_theta.clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr, maximize=True)
