@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,15 +147,18 @@ def _md5(*arrays: np.ndarray | torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def _writable_dir(path: Path) -> bool:
+    """Writable by permission bits *and* by access(2): root bypasses access checks, and a data root
+    shipped read-only (such as a shared MNIST copy) must stay untouched even then."""
+    return path.is_dir() and bool(path.stat().st_mode & stat.S_IWUSR) and os.access(path, os.W_OK)
+
+
 def _models_dir(root: str | os.PathLike | None) -> Path:
     root = root if root is not None else os.environ.get("LATENTDIST_DATA")
-    if root is not None and os.path.isdir(root):
+    if root is not None and _writable_dir(Path(root)):
         target = Path(root, "models")
-        try:
-            target.mkdir(exist_ok=True)
-        except OSError:
-            pass
-        if target.is_dir() and os.access(target, os.W_OK):
+        target.mkdir(exist_ok=True)
+        if _writable_dir(target):
             return target
     return cache_dir("models")
 
