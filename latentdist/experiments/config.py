@@ -85,15 +85,15 @@ _R4 = {
         "seed": 0,
         "dataset": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
         "n": 1000, "latent_dim": 2, "width": 16, "depth": 2, "gaussian_widths": [16, 64],
-        "critic_width": 64, "loss": "wgan-gp", "steps": 150, "prior": "gmm", "n_eval": 1000,
+        "critic_width": 64, "loss": "hinge", "lr": 1e-3, "steps": 400, "prior": "gmm", "n_eval": 1000,
         "latent_steps": 150, "seeds": 1,
     },
     "full": {
         "seed": 0,
         "dataset": {"name": "gaussian_mixture_ring", "params": {"k": 8}},
         "n": 2000, "latent_dim": 2, "width": 16, "depth": 2, "gaussian_widths": [16, 48, 128],
-        "critic_width": 64, "loss": "wgan-gp", "steps": 600, "prior": "gmm", "n_eval": 2000,
-        "latent_steps": 400, "seeds": 2,
+        "critic_width": 128, "loss": "hinge", "lr": 1e-3, "steps": 1500, "prior": "gmm", "n_eval": 2000,
+        "latent_steps": 400, "seeds": 3,
     },
 }
 
