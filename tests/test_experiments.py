@@ -81,3 +81,44 @@ def test_closed_forms():
     assert a2_closed_form("two_point", 2.0, 0.5) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="latent"):
         a2_closed_form("cauchy", 2.0, 1.0)
+
+
+def test_r5_summary_pairs_seeds_and_finds_the_sweep_optimum():
+    from latentdist.experiments.r5_dae import _summarise
+
+    rows = []
+    for seed, (j16, a4, a8, a16, j8, d8) in enumerate([(100, 150, 90, 105, 130, 120),
+                                                       (110, 170, 95, 112, 140, 126)]):
+        for method, ch, aux, fid in [("joint", 16, np.nan, j16), ("dae", 16, 4.0, a4), ("dae", 16, 8.0, a8),
+                                     ("dae", 16, 16.0, a16), ("joint", 8, np.nan, j8), ("dae", 8, 8.0, d8)]:
+            rows.append({"method": method, "decoder_channels": ch, "aux_channels": aux, "seed": seed,
+                         "fid": float(fid), "fid_floor": 5.0 + seed})
+    s = _summarise(pd.DataFrame(rows), {"decoder_channels": 16, "small_channels": 8}, best_aux=8.0)
+    assert s["seeds"] == [0, 1]
+    assert s["fid_dae_minus_joint_equal_decoder"]["values"] == [-10.0, -15.0]
+    assert s["fid_dae_minus_joint_equal_decoder"]["mean"] == pytest.approx(-12.5)
+    assert s["fid_joint_equal_decoder"]["std"] == pytest.approx(np.std([100, 110], ddof=1))
+    assert s["dae_beats_joint_equal_decoder_every_seed"] and s["aux_sweep_interior_optimum"]
+    assert not s["dae_small_decoder_matches_joint"]  # 123 > 105
+    assert s["aux_sweep_fid_mean"] == {4.0: 160.0, 8.0: 92.5, 16.0: 108.5}
+    assert s["fid_floor"]["mean"] == pytest.approx(5.5)
+    # the non-weakened end of the sweep as optimum is not an interior optimum
+    s16 = _summarise(pd.DataFrame(rows), {"decoder_channels": 16, "small_channels": 8}, best_aux=16.0)
+    assert not s16["aux_sweep_interior_optimum"] and not s16["dae_beats_joint_equal_decoder_every_seed"]
+
+
+def test_r4_summary_needs_a_gap_beyond_the_seed_spread():
+    from latentdist.experiments.r4_gan import _summarise
+
+    def table(dd, gs):
+        rows = [{"latent": "data-dependent", "width": 16, "repeat": r, "w2": v, "coverage": 1.0}
+                for r, v in enumerate(dd)]
+        rows += [{"latent": "gaussian", "width": 16, "repeat": r, "w2": v, "coverage": 1.0}
+                 for r, v in enumerate(gs)]
+        return pd.DataFrame(rows)
+
+    clear = _summarise(table([0.30, 0.32, 0.31], [0.60, 0.62, 0.61]), {"width": 16})
+    assert clear["beats_beyond_seed_spread"]["w2"]
+    noisy = _summarise(table([0.30, 0.50, 0.40], [0.45, 0.35, 0.55]), {"width": 16})
+    assert noisy["data_dependent_beats_gaussian_same_width"]  # lower mean ...
+    assert not noisy["beats_beyond_seed_spread"]["w2"]        # ... but within the spread
