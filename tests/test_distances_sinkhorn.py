@@ -6,7 +6,7 @@ import numpy as np
 import ot
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import latentdist.distances.sinkhorn as sk
@@ -14,6 +14,7 @@ from latentdist.distances import sinkhorn_divergence, wasserstein
 
 
 @pytest.mark.parametrize("backend", ["pot", "geomloss"])
+@settings(max_examples=15)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 12), m=st.integers(2, 12),
        blur=st.sampled_from([0.05, 0.3, 1.0, 3.0]), p=st.sampled_from([1.0, 2.0]))
 def test_nonnegative_and_zero_on_identical(backend, seed, n, m, blur, p):
@@ -59,7 +60,7 @@ def test_cost_convention_matches_plain_entropic_ot():
     a, b = np.full(8, 1 / 8), np.full(6, 1 / 6)
     def ot_eps(u, v, wu, wv):
         C = ot.dist(u, v)
-        P = ot.sinkhorn(wu, wv, C, eps, method="sinkhorn_log", stopThr=1e-12, numItermax=20000, warn=False)
+        P = ot.sinkhorn(wu, wv, C, eps, method="sinkhorn_log", stopThr=1e-11, numItermax=5000, warn=False)
         return np.sum(P * C) + eps * np.sum(P * np.log(P / np.outer(wu, wv)))
     ref = ot_eps(x, y, a, b) - 0.5 * ot_eps(x, x, a, a) - 0.5 * ot_eps(y, y, b, b)
     assert sinkhorn_divergence(x, y, 2, 0.5, backend="pot", tol=1e-12) == pytest.approx(ref, rel=1e-5)
@@ -84,7 +85,7 @@ def test_batched_matches_loop_and_is_differentiable(backend):
 
 def test_lazy_pot_path_matches_dense(monkeypatch):
     rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(60, 2)), rng.normal(size=(50, 2)) + 1
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(25, 2)) + 1
     dense = sinkhorn_divergence(x, y, 2, 0.3, backend="pot", tol=1e-10)
     monkeypatch.setattr(sk, "LAZY_THRESHOLD", 10)
     lazy = sinkhorn_divergence(x, y, 2, 0.3, backend="pot", tol=1e-10, batch_size=16)

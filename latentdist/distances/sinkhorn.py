@@ -24,10 +24,10 @@ __all__ = ["sinkhorn_divergence", "SINKHORN_BACKENDS"]
 
 SINKHORN_BACKENDS = ("auto", "pot", "geomloss")
 
-# Above this many cost entries (n*m) the dense (n, m) matrices of GeomLoss's tensorized backend and of
+# Above this many cost entries (n*m; 5000^2 = four float64 matrices of 200 MB) the dense matrices of GeomLoss's tensorized backend and of
 # POT's dense solver stop fitting comfortably in memory, so 'auto' switches to POT's lazy (row-block)
 # solver, whose memory is O((n + m) * batch_size).
-LAZY_THRESHOLD = 4096 * 4096
+LAZY_THRESHOLD = 5000 * 5000
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
@@ -250,7 +250,7 @@ def sinkhorn_divergence(
     ``'pot'``
         ``ot.sinkhorn(..., method='sinkhorn_log')`` per problem (no epsilon-scaling, so ``max_iter`` and
         ``tol`` matter at small blur); the value is evaluated at the returned plan and differentiated by
-        the envelope theorem (plan held fixed). When ``n * m`` exceeds ``LAZY_THRESHOLD`` (4096^2) and
+        the envelope theorem (plan held fixed). When ``n * m`` exceeds ``LAZY_THRESHOLD`` (5000^2) and
         no gradient is needed it uses POT's block-wise ``empirical_sinkhorn(isLazy=True)`` (p = 1 or 2
         only), whose memory is O((n + m) * batch_size): the bounded-memory path for n = 20k.
     ``'auto'``
