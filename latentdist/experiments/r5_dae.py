@@ -174,7 +174,10 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
         ax.axhspan(jm - js, jm + js, color="k", alpha=0.1)
         if m == "fid" and "fid_floor" in t:
             ax.axhline(t["fid_floor"].mean(), color="g", ls=":", label="real vs real (floor)")
-        ax.set(xscale="log", xlabel="aux decoder channels", ylabel=m,
+        ax.set_xscale("log")
+        ax.set_xticks(list(sweep.index), [f"{v:g}" for v in sweep.index])
+        ax.minorticks_off()
+        ax.set(xlabel="aux decoder channels", ylabel=m,
                title=f"R5: {m} (decoder {big} ch, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
         ax.legend(fontsize=7)
     fig.tight_layout()
