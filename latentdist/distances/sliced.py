@@ -78,8 +78,9 @@ def sliced_wasserstein(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
-    # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...).
-    theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed))
+    # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...);
+    # that generator takes 32-bit seeds, and spawned seeds are 63-bit, hence the reduction.
+    theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed) % 2**32)
     if pair.grad:
         theta = torch.as_tensor(theta, dtype=pair.x.dtype, device=pair.x.device)
         wpp = _projected_wpp(pair.x, pair.y, pair.a, pair.b, theta, p, chunk_size).mean()

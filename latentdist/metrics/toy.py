@@ -209,8 +209,7 @@ def distribution_distances(
     out: dict[str, dict[str, float]] = {}
     for name, dseed in zip(names, dist_seeds, strict=True):
         fn = get_distance(name)
-        # Below 2**32: POT's sliced projections seed a legacy RandomState, which rejects larger ints.
-        kw = {"seed": dseed % 2**32} if "seed" in inspect.signature(fn).parameters else {}
+        kw = {"seed": dseed} if "seed" in inspect.signature(fn).parameters else {}
         bound = get_distance(name, **kw)
         value = bound(xs, ys)
         value = float(value.detach()) if hasattr(value, "detach") else float(value)
