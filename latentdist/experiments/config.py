@@ -56,7 +56,7 @@ _R2 = {
                      "spiral": {"name": "spiral", "params": {}}},
         "n": 2000, "noise": 0.0, "latent_dim": 2,
         "family": "lipschitz", "capacities": [0.5, 1.0, 2.0, 4.0, 8.0], "width": 32, "depth": 2,
-        "distance": "w2", "steps": 400, "restarts": 2, "batch_size": 128, "lr": 0.01,
+        "distance": "w2", "steps": 800, "restarts": 3, "batch_size": 128, "lr": 0.01,
         "eps_k": 2.0, "holdout": 0.5,
     },
 }
