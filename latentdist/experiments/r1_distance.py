@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from latentdist.experiments._common import estimate, estimate_row
+from latentdist.experiments._common import estimate, estimate_row, load_toy
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
 
@@ -28,7 +28,7 @@ __all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "a2_closed_form", "a1
 
 CLAIM = "R1"
 TITLE = "the latent-data distance vs its closed forms"
-VERSION = 1
+VERSION = 2
 
 
 def a1_closed_form(eigenvalues: list[float], d: int) -> float:
@@ -104,6 +104,12 @@ def _properties(cfg: dict, rows: list[dict], seed: int, progress: bool) -> list[
         # Estimation error: two restart spreads plus the finite-sample floor of each side.
         return float(sum(2 * e["std"] + e["noise_floor"] for e in ests))
 
+    def tol_pair(a: dict, b: dict) -> float:
+        # Two estimates on the same data at the same n share the floor's bias, so only its sampling noise
+        # (2 floor sds) and the restart spreads separate them; ``tol`` (which adds both floors) exceeded the
+        # values themselves on the spiral and made P4/P5 impossible to fail.
+        return float(2 * a["std"] + 2 * b["std"] + 2 * max(a["noise_floor_std"], b["noise_floor_std"]))
+
     values = [r["value"] for r in rows]
     checks.append({"property": "P1", "statement": "D >= 0 for every estimate", "lhs": min(values),
                    "rhs": 0.0, "tolerance": 0.0, "holds": bool(min(values) >= 0)})
@@ -128,21 +134,22 @@ def _properties(cfg: dict, rows: list[dict], seed: int, progress: bool) -> list[
                    "holds": bool(est["value"] <= direct + tol(est))})
 
     # P4: an MLP's first layer is affine, so N(0, I) and N(mu, Sigma) are the same latent.
-    spiral = make_dataset("spiral", c["n"], seed=seed + 3)
+    # the spiral at the 'moment' normalisation (as in R2/R3), so the floor and the values are O(1)
+    _, spiral = load_toy({"name": "spiral"}, c["n"], seed + 3)
     mlp = MLP(width=c["width"], depth=2)
     e_std = estimate_row(estimate(Gaussian(2), spiral, mlp, "w2", c, seed=seed, progress=progress))
     moved = Gaussian(2, mean=[3.0, -1.0], cov=[[2.0, 0.6], [0.6, 0.5]])
     e_mov = estimate_row(estimate(moved, spiral, mlp, "w2", c, seed=seed, progress=progress))
     gap = abs(e_std["value"] - e_mov["value"])
     checks.append({"property": "P4", "statement": "D_MLP(N(0,I)) = D_MLP(N(mu,Sigma)) on the spiral",
-                   "lhs": e_std["value"], "rhs": e_mov["value"], "tolerance": tol(e_std, e_mov),
-                   "holds": bool(gap <= tol(e_std, e_mov))})
+                   "lhs": e_std["value"], "rhs": e_mov["value"], "tolerance": tol_pair(e_std, e_mov),
+                   "holds": bool(gap <= tol_pair(e_std, e_mov))})
 
     # P5: h = projection R^2 -> R^1; an MLP on R^1 composed with h is an MLP on R^2.
     e_h = estimate_row(estimate(Gaussian(1), spiral, mlp, "w2", c, seed=seed, progress=progress))
     checks.append({"property": "P5", "statement": "D_MLP(N(0,I2)) <= D_MLP(h#N(0,I2)) = D_MLP(N(0,1))",
-                   "lhs": e_std["value"], "rhs": e_h["value"], "tolerance": tol(e_std, e_h),
-                   "holds": bool(e_std["value"] <= e_h["value"] + tol(e_std, e_h))})
+                   "lhs": e_std["value"], "rhs": e_h["value"], "tolerance": tol_pair(e_std, e_h),
+                   "holds": bool(e_std["value"] <= e_h["value"] + tol_pair(e_std, e_h))})
 
     # P6: the two-point latent reaches the two-point data once L >= a.
     a = cfg["a2"]["a"]
