@@ -252,7 +252,8 @@ def load_mnist(
     download : bool
         Fetch missing files (see :func:`download_mnist`).
     n : int, optional
-        Size of a seeded random subset drawn without replacement (kept in file order).
+        Size of a seeded random subset drawn without replacement, kept in file order. The files are
+        not exchangeable (writers are grouped), so shuffle before splitting a subset by position.
     digits : int or sequence of int, optional
         Keep only these classes (applied before ``n``).
     seed : int or Generator
