@@ -35,8 +35,10 @@ lint: setup
 	$(BIN)/ruff check .
 
 bench: setup
-	$(BIN)/python benchmarks/distances.py
+	$(BIN)/python benchmarks/distances.py --quick
 	$(BIN)/python benchmarks/ensemble.py
+	$(BIN)/python benchmarks/complexity.py
+	$(BIN)/python benchmarks/dae_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
