@@ -41,7 +41,6 @@ def test_bad_options_exit_2(capsys):
 
 def test_unknown_dataset_and_distance_exit_2(capsys):
     _fails(["distance", "--data", "nope"], capsys, "--data", "nope", "spiral")
-    pytest.importorskip("latentdist.estimator", reason="estimator not available")
     _fails(["distance", "--distance", "w7"], capsys, "--distance", "w7")
     _fails(["distance", "--family", "lipschitz", "--width", "7"], capsys, "--width", "even")
 
@@ -72,7 +71,6 @@ def test_repro_uses_runner(monkeypatch, tmp_path, capsys):
 
 
 def test_distance_prints_value_and_floor(capsys):
-    pytest.importorskip("latentdist.estimator", reason="estimator not available")
     code = cli.main(["distance", "--latent", "gaussian", "--data", "spiral", "--family", "mlp", "--width",
                      "8", "--distance", "w2", "--n", "200", "--restarts", "1", "--steps", "20", "--seed", "3",
                      "--no-progress"])
