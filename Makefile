@@ -8,7 +8,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export LATENTDIST_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 export MPLBACKEND ?= Agg
 
-.PHONY: setup test test-all repro repro-full lint bench clean
+.PHONY: setup test test-fast repro repro-full lint bench clean
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,10 @@ $(BIN)/activate: pyproject.toml constraints.txt
 setup: $(BIN)/activate
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
-
-test-all: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 repro: setup
 	$(BIN)/latentdist repro --quick
