@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from latentdist._validation import check_int, check_option, check_scalar
-from latentdist.generators import ACTIVATIONS, ConvDecoder, Family
+from latentdist.generators import ACTIVATIONS, MLP, ConvDecoder, Family
 
 __all__ = ["MLPEncoder", "ConvEncoder", "MLPCritic", "ConvCritic", "Dropout", "weaken", "add_dropout"]
 
@@ -45,13 +45,9 @@ class AsImage(nn.Module):
 
 
 def _mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Flatten()]
-    d = in_dim
-    for _ in range(depth):
-        layers += [nn.Linear(d, width), ACTIVATIONS[activation]()]
-        d = width
-    layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
+    """The generators' MLP behind a Flatten, so that images (n, C, H, W) are accepted as inputs."""
+    body = MLP(width=width, depth=depth, activation=activation)._build(in_dim, out_dim)
+    return nn.Sequential(nn.Flatten(), *body)
 
 
 def _conv_trunk(c: int) -> list[nn.Module]:
