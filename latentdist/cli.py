@@ -21,27 +21,17 @@ FAMILIES = ("linear", "mlp", "lipschitz")
 LATENTS = ("gaussian", "uniform")
 
 
-def _positive_int(name: str):
+def _int_at_least(name: str, low: int):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
         return value
 
     return parse
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value}")
-    return value
 
 
 def _positive_float(name: str):
@@ -80,20 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     dist = sub.add_parser("distance", help="estimate D_G(P_z, P_x) for one latent, dataset and family")
     dist.add_argument("--latent", default="gaussian", choices=LATENTS, help="latent distribution")
-    dist.add_argument("--latent-dim", type=_positive_int("--latent-dim"), default=None,
+    dist.add_argument("--latent-dim", type=_int_at_least("--latent-dim", 1), default=None,
                       help="latent dimension (default: the data's intrinsic dimension, at least 1)")
     dist.add_argument("--data", default="spiral", help="toy dataset name (see `latentdist datasets`)")
     dist.add_argument("--family", default="mlp", choices=FAMILIES, help="generator family")
-    dist.add_argument("--width", type=_positive_int("--width"), default=32, help="hidden width")
-    dist.add_argument("--depth", type=_positive_int("--depth"), default=2, help="hidden layers")
+    dist.add_argument("--width", type=_int_at_least("--width", 1), default=32, help="hidden width")
+    dist.add_argument("--depth", type=_int_at_least("--depth", 1), default=2, help="hidden layers")
     dist.add_argument("--lipschitz", type=_positive_float("--lipschitz"), default=1.0,
                       help="Lipschitz bound (family 'lipschitz' only)")
     dist.add_argument("--distance", default="w2", help="sample distance (w1, w2, sinkhorn, mmd, ...)")
-    dist.add_argument("--n", type=_positive_int("--n"), default=1000, help="number of data samples")
-    dist.add_argument("--restarts", type=_positive_int("--restarts"), default=3, help="random restarts")
-    dist.add_argument("--steps", type=_positive_int("--steps"), default=500,
+    dist.add_argument("--n", type=_int_at_least("--n", 1), default=1000, help="number of data samples")
+    dist.add_argument("--restarts", type=_int_at_least("--restarts", 1), default=3, help="random restarts")
+    dist.add_argument("--steps", type=_int_at_least("--steps", 1), default=500,
                       help="optimizer steps per restart")
-    dist.add_argument("--seed", type=_nonneg_int, default=0, help="random seed")
+    dist.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, help="random seed")
     dist.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     sub.add_parser("datasets", help="list the toy datasets")
