@@ -65,6 +65,27 @@ class Latent(ABC):
         z = self._sample(n, gen)
         return z.to(device=device, dtype=dtype)
 
+    def sample_each(
+        self, n: int, generators: Sequence[torch.Generator], *, device: str | torch.device = "cpu",
+        dtype=torch.float32,
+    ) -> torch.Tensor:
+        """``n`` samples from each of B generators, stacked: shape (B, n, dim).
+
+        The same numbers as ``torch.stack([self.sample(n, seed=g) for g in generators])``, and the same
+        generator states afterwards, with one validation and one dtype conversion for the whole stack
+        (the batched ensemble draws one stack per training step).
+
+        Examples
+        --------
+        >>> gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        >>> Gaussian(3).sample_each(5, gens).shape
+        torch.Size([2, 5, 3])
+        """
+        n = check_int(n, "n", low=1)
+        if not generators or not all(isinstance(g, torch.Generator) for g in generators):
+            raise TypeError("generators must be a non-empty sequence of torch.Generator")
+        return torch.stack([self._sample(n, g) for g in generators]).to(device=device, dtype=dtype)
+
     @abstractmethod
     def _sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """Samples as a float64 CPU tensor drawn from ``gen``."""

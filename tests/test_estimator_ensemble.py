@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from latentdist.ensemble import (
@@ -43,20 +45,28 @@ def test_stacked_forward_equals_standalone_members(families, in_dim, out_dim):
         assert type(stacked.member(i)) is type(alone)
 
 
-def test_padded_entries_have_no_effect_and_no_gradient():
+def test_padded_entries_are_zero_and_get_no_gradient():
+    # softplus(0) != 0: a padded unit is active, so the raw gradient of the next layer's padded weights
+    # is not zero and only the gradient mask keeps them at 0
     stacked = StackedGenerators(MLP(depth=2, activation="softplus").at([2, 8]), [0, 1], 2, 2)
+    for key, p in stacked.params.items():
+        mask = getattr(stacked, f"mask__{key}")
+        assert torch.all(p.detach()[mask == 0] == 0), key
     z = torch.randn(2, 16, 2)
-    before = stacked(z).detach().clone()
-    with torch.no_grad():  # scribble on every padded entry: the output must not change
-        for key, p in stacked.params.items():
-            mask = getattr(stacked, f"mask__{key}")
-            p.add_(torch.randn_like(p) * (1 - mask))
-    torch.testing.assert_close(stacked(z), before)
     stacked(z).pow(2).sum().backward()
     for key, p in stacked.params.items():
         mask = getattr(stacked, f"mask__{key}")
         assert torch.all(p.grad[mask == 0] == 0), key
         assert torch.any(p.grad[mask == 1] != 0), key
+    assert any(torch.any(mask == 0) for mask in (getattr(stacked, f"mask__{k}") for k in stacked.params))
+
+
+def test_gradient_mask_follows_the_module_to_another_dtype():
+    stacked = StackedGenerators(MLP(depth=1).at([2, 5]), [0, 1], 2, 2).double()
+    stacked(torch.randn(2, 8, 2, dtype=torch.float64)).sum().backward()
+    for key, p in stacked.params.items():
+        assert p.grad.dtype == torch.float64
+        assert torch.all(p.grad[getattr(stacked, f"mask__{key}") == 0] == 0), key
 
 
 def test_ensemble_equals_sequential_fits_same_seeds():
@@ -228,3 +238,51 @@ def test_threaded_assignments_equal_serial(threads, monkeypatch):
         cost = ((y[b, :, None].double() - x[b, None].double()) ** 2).sum(-1).numpy()
         rows, cols = linear_sum_assignment(cost)
         assert abs(float(got[b]) - cost[rows, cols].mean()) < 1e-5
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 40), dim=st.integers(2, 4), seed=st.integers(0, 2**31 - 1),
+       duplicates=st.booleans())
+def test_assignment_solver_is_optimal(n, dim, seed, duplicates):
+    """The batched solver (lapx when installed) reaches scipy's optimum, also with tied costs."""
+    from scipy.optimize import linear_sum_assignment
+
+    import latentdist.ensemble as ens
+
+    rng = np.random.default_rng(seed)
+    y, x = rng.normal(size=(3, n, dim)), rng.normal(size=(3, n, dim))
+    if duplicates:  # minibatches drawn with replacement repeat points: many optimal plans
+        x = x[:, rng.integers(0, max(1, n // 3), n)]
+    costs = ((y[:, :, None] - x[:, None]) ** 2).sum(-1)
+    cols = ens._assignments(costs)
+    for b in range(3):
+        assert sorted(cols[b]) == list(range(n))
+        rows, best = linear_sum_assignment(costs[b])
+        np.testing.assert_allclose(costs[b][np.arange(n), cols[b]].sum(), costs[b][rows, best].sum(),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_diverged_outputs_raise_instead_of_a_meaningless_plan():
+    y = torch.randn(4, 8, 2)
+    y[2, 3, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="diverged"):
+        minibatch_loss("w2")(y, torch.randn(4, 8, 2))
+
+
+def test_pooled_fit_runs_on_one_intra_op_thread_and_restores_the_setting(monkeypatch):
+    import latentdist.ensemble as ens
+
+    seen = []
+    train = ens._train_group
+    monkeypatch.setattr(ens, "_train_group", lambda *a: seen.append(torch.get_num_threads()) or train(*a))
+    monkeypatch.setattr(ens, "OT_THREADS", 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = np.random.default_rng(0).normal(size=(100, 2))
+        fit_ensemble(MLP(depth=1).at([4] * 4), range(4), Gaussian(2), x, "w2", steps=3, progress=False)
+        fit_ensemble(MLP(depth=1).at([4] * 4), range(4), Gaussian(2), x, "energy", steps=3, progress=False)
+        assert seen == [1, 2]  # w2 with the assignment pool: one thread; energy: torch's setting
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

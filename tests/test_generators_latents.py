@@ -121,6 +121,12 @@ def test_sample_shape_dtype_determinism(latent):
     a, b, c = latent.sample(50, seed=0), latent.sample(50, seed=0), latent.sample(50, seed=1)
     assert a.shape == (50, latent.dim) and a.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, c)
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+    each = latent.sample_each(7, gens)
+    again = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+    assert each.shape == (3, 7, latent.dim) and each.dtype == torch.float32
+    assert torch.equal(each, torch.stack([latent.sample(7, seed=g) for g in again]))
+    assert all(g.get_state().equal(h.get_state()) for g, h in zip(gens, again, strict=True))
 
 
 @given(mean=st.lists(st.floats(-5, 5), min_size=2, max_size=2), scale=st.floats(0.1, 5),
@@ -182,4 +188,8 @@ def test_latent_bad_input():
         make_latent("cauchy", 2)
     with pytest.raises(ValueError, match="n must be"):
         Gaussian(1).sample(0)
+    with pytest.raises(TypeError, match="generators"):
+        Gaussian(1).sample_each(3, [0, 1])
+    with pytest.raises(TypeError, match="generators"):
+        Gaussian(1).sample_each(3, [])
     assert isinstance(make_latent("uniform", 3), Uniform)
