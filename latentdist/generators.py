@@ -98,7 +98,15 @@ class Family:
 
 
 def _capacity_field(default: str):
+    """The keyword-only, repr-hidden ``capacity_param`` field naming a family's capacity field."""
     return dataclasses.field(default=default, kw_only=True, repr=False)
+
+
+def _check_mlp_fields(width: int, depth: int, activation: str) -> None:
+    """Validation shared by every MLP-shaped family (generators, encoders, critics)."""
+    check_int(width, "width", low=1)
+    check_int(depth, "depth", low=0)
+    check_option(activation, "activation", ACTIVATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +138,7 @@ class MLP(Family):
     capacity_param: str = _capacity_field("width")
 
     def __post_init__(self):
-        check_int(self.width, "width", low=1)
-        check_int(self.depth, "depth", low=0)
-        check_option(self.activation, "activation", ACTIVATIONS)
+        _check_mlp_fields(self.width, self.depth, self.activation)
 
     def _build(self, in_dim, out_dim):
         layers: list[nn.Module] = []

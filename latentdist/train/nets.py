@@ -24,17 +24,13 @@ import dataclasses
 import torch
 from torch import nn
 
-from latentdist._validation import check_int, check_option, check_scalar
-from latentdist.generators import ACTIVATIONS, MLP, ConvDecoder, Family
+from latentdist._validation import check_int, check_scalar
+from latentdist.generators import ACTIVATIONS, MLP, ConvDecoder, Family, _capacity_field, _check_mlp_fields
 
 __all__ = ["MLPEncoder", "ConvEncoder", "MLPCritic", "ConvCritic", "Dropout", "weaken", "add_dropout"]
 
 # Modules after which add_dropout inserts a dropout layer: every activation the generator families use.
 _ACTIVATION_TYPES = tuple(ACTIVATIONS.values()) + (nn.Sigmoid,)
-
-
-def _capacity_field(default: str):
-    return dataclasses.field(default=default, kw_only=True, repr=False)
 
 
 class AsImage(nn.Module):
@@ -92,10 +88,8 @@ class MLPEncoder(_WithDefaultOut):
     capacity_param: str = _capacity_field("width")
 
     def __post_init__(self):
-        check_int(self.width, "width", low=1)
-        check_int(self.depth, "depth", low=0)
+        _check_mlp_fields(self.width, self.depth, self.activation)
         check_int(self.latent_dim, "latent_dim", low=1)
-        check_option(self.activation, "activation", ACTIVATIONS)
 
     def _default_out(self):
         return self.latent_dim
@@ -140,9 +134,7 @@ class MLPCritic(_WithDefaultOut):
     capacity_param: str = _capacity_field("width")
 
     def __post_init__(self):
-        check_int(self.width, "width", low=1)
-        check_int(self.depth, "depth", low=0)
-        check_option(self.activation, "activation", ACTIVATIONS)
+        _check_mlp_fields(self.width, self.depth, self.activation)
 
     def _default_out(self):
         return 1
