@@ -127,3 +127,15 @@ def test_components_bad_input():
         n_components(np.zeros((3, 2)), [1.0, 2.0], return_labels=True)
     with pytest.raises(TypeError, match="scale"):
         n_components(np.zeros((3, 2)), "1")
+
+
+@pytest.mark.parametrize("k", [5, 40])
+def test_mle_skdim_passes_k_to_scikit_dimension(k):
+    # The neighbourhood size is fit(n_neighbors=k) in scikit-dimension. In 6-D with 500 points the k-NN
+    # MLE depends visibly on k (about 5.96 at k=5, 5.42 at k=40), so a k that never reaches skdim shows up.
+    import skdim
+
+    x = np.random.default_rng(3).standard_normal((500, 6))
+    ref = {kk: skdim.id.MLE().fit(x, n_neighbors=kk).dimension_ for kk in (5, 40)}
+    assert abs(ref[5] - ref[40]) > 0.3  # the check below can tell the two k apart
+    assert intrinsic_dimension(x, method="mle_skdim", k=k) == pytest.approx(ref[k], rel=1e-12)

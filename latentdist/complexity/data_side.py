@@ -46,7 +46,8 @@ def intrinsic_dimension(x: Any, method: str = "mle", k: int = 20) -> float:
     x : array-like or torch.Tensor, shape (n, D)
     method : {'mle', 'twonn', 'mle_skdim', 'lpca', 'corrint'}
         ``'mle'``: Levina-Bickel with MacKay-Ghahramani averaging (our implementation, needs n > k);
-        ``'twonn'``: ``skdim.id.TwoNN`` (needs n >= 20); ``'mle_skdim'``: ``skdim.id.MLE(K=k)``;
+        ``'twonn'``: ``skdim.id.TwoNN`` (needs n >= 20); ``'mle_skdim'``:
+        ``skdim.id.MLE().fit(x, n_neighbors=k)``;
         ``'lpca'``: ``skdim.id.lPCA`` (global PCA: dimension of the linear span, not of a curved
         manifold); ``'corrint'``: ``skdim.id.CorrInt(k1=10, k2=k)``.
     k : int
@@ -72,10 +73,12 @@ def intrinsic_dimension(x: Any, method: str = "mle", k: int = 20) -> float:
         return _levina_bickel_mackay(arr, k)
     import skdim
 
+    if method == "mle_skdim":
+        # scikit-dimension takes the neighbourhood size in fit(n_neighbors=...); MLE(K=...) is another
+        # parameter (it never reached the neighbour count), so k must go to fit.
+        return float(skdim.id.MLE().fit(arr, n_neighbors=k).dimension_)
     if method == "twonn":
         est = skdim.id.TwoNN()
-    elif method == "mle_skdim":
-        est = skdim.id.MLE(K=k)
     elif method == "lpca":
         est = skdim.id.lPCA()
     else:
