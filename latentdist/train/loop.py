@@ -28,11 +28,11 @@ from torch import nn
 
 from latentdist._io import atomic_torch_save
 from latentdist._progress import progress_bar
-from latentdist._validation import check_array, check_int, to_tensor
+from latentdist._validation import check_array, check_int, check_scalar, to_tensor
 
 __all__ = [
-    "Callback", "run_loop", "as_module", "prepare_data", "check_callbacks", "check_loop_args", "draw_latent",
-    "sample_index",
+    "Callback", "EarlyStopping", "run_loop", "as_module", "prepare_data", "check_callbacks",
+    "check_loop_args", "draw_latent", "sample_index",
 ]
 
 Callback = Callable[[int, nn.Module, dict], None]
@@ -58,8 +58,22 @@ def run_loop(
     log_every: int,
     desc: str,
     extra_logs: Mapping[str, Any] | None = None,
+    validate: Callable[[], float] | None = None,
+    validate_every: int | None = None,
+    patience: int | None = None,
+    min_steps: int = 0,
+    min_delta: float = 0.0,
+    restore_best: bool = True,
 ) -> pd.DataFrame:
     """Run ``step_fn`` for steps ``start..steps-1`` and return the logged history.
+
+    With ``validate`` the loop also early-stops (see :class:`EarlyStopping`): every ``validate_every``
+    steps it logs ``val_loss`` (a row is written even off the ``log_every`` grid), keeps the modules'
+    weights at the lowest validation loss, stops once ``patience`` validations in a row failed to beat it
+    by more than ``min_delta`` (never before ``min_steps``; ``steps`` is the cap) and, with
+    ``restore_best``, loads the best weights back. The returned frame's ``attrs`` carry ``best_step``,
+    ``best_val_loss`` and ``stopped_step`` (None when the cap was reached). The early-stopping state is
+    checkpointed with the rest, so a resumed run stops where the uninterrupted one would.
 
     Parameters
     ----------
@@ -78,8 +92,31 @@ def run_loop(
         is refused on resume.
     extra_logs : mapping, optional
         Constant entries added to every row before callbacks run (e.g. ``{'stage': 1}``).
+    validate : callable, optional
+        ``validate() -> float``, the validation loss (lower is better). Called with every module of
+        ``state`` in eval mode and gradients off; training modes are restored afterwards.
+    validate_every : int, optional
+        Steps between validations (default ``log_every``); the last step is always validated.
+    patience : int, optional
+        Validations without improvement before stopping; None never stops early (best weights are
+        still tracked and restored).
+    min_steps : int
+        No early stop before this many steps (e.g. "at least 20 epochs").
+    min_delta : float >= 0
+        An improvement must lower the best validation loss by more than this.
+    restore_best : bool
+        Load the weights of the best validation step into the modules at the end.
     """
     callbacks = tuple(callbacks)
+    stopper = None
+    if validate is not None:
+        every = log_every if validate_every is None else validate_every
+        stopper = EarlyStopping(validate, state, every=every, patience=patience, min_steps=min_steps,
+                                min_delta=min_delta)
+        state = {**state, "early_stopping": stopper}
+    elif validate_every is not None or patience is not None:
+        raise ValueError("validate_every and patience need validate (a callable returning the validation "
+                         "loss)")
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         # Only this device's RNG is seeded: torch.manual_seed would also reseed every CUDA device.
@@ -94,18 +131,101 @@ def run_loop(
                                  "raise steps or use another checkpoint_dir")
         bar = progress_bar(range(start, steps), progress=progress, initial=start, total=steps, desc=desc)
         for step in bar:
+            if stopper is not None and stopper.stopped_step is not None:
+                break  # a resumed run that had already stopped
             out = step_fn(step)
             done = step + 1
-            if done % log_every == 0 or done == steps:
+            val_due = stopper is not None and (done % stopper.every == 0 or done == steps)
+            if done % log_every == 0 or done == steps or val_due:
                 logs: dict[str, Any] = {"step": done, **(extra_logs or {})}
                 logs.update({k: float(v) for k, v in out.items()})
+                if val_due:
+                    logs["val_loss"] = stopper.check(done)
                 for cb in callbacks:
                     cb(done, watched, logs)
                 history.append(logs)
                 bar.set_postfix({k: v for k, v in logs.items() if isinstance(v, float)}, refresh=False)
-            if checkpoint_path is not None and (done % checkpoint_every == 0 or done == steps):
+            stop = stopper is not None and stopper.stopped_step is not None
+            if checkpoint_path is not None and (done % checkpoint_every == 0 or done == steps or stop):
                 _save(checkpoint_path, done, history, state, generators, device, config)
-    return pd.DataFrame(history)
+        frame = pd.DataFrame(history)
+        if stopper is not None:
+            if restore_best:
+                stopper.restore()
+            frame.attrs.update(stopper.summary())
+    return frame
+
+
+class EarlyStopping:
+    """Validation tracking for :func:`run_loop`: best loss, best weights, patience counter.
+
+    It has ``state_dict``/``load_state_dict`` so the loop checkpoints it beside the modules: the best
+    weights, the best loss and step, the count of validations without improvement and the stop step.
+
+    Parameters
+    ----------
+    validate : callable
+        ``validate() -> float``.
+    state : mapping
+        The loop's state; the ``nn.Module`` entries are the ones snapshotted, put in eval mode and restored.
+    every, patience, min_steps, min_delta :
+        As ``validate_every``, ``patience``, ``min_steps``, ``min_delta`` of :func:`run_loop`.
+    """
+
+    def __init__(self, validate: Callable[[], float], state: Mapping[str, Any], *, every: int,
+                 patience: int | None, min_steps: int = 0, min_delta: float = 0.0):
+        if not callable(validate):
+            raise TypeError(f"validate must be a callable returning a float, got {type(validate).__name__}")
+        self.validate = validate
+        self.modules = {k: v for k, v in state.items() if isinstance(v, nn.Module)}
+        self.every = check_int(every, "validate_every", low=1)
+        self.patience = None if patience is None else check_int(patience, "patience", low=1)
+        self.min_steps = check_int(min_steps, "min_steps", low=0)
+        self.min_delta = check_scalar(min_delta, "min_delta", low=0.0)
+        self.best_value, self.best_step, self.bad, self.stopped_step = float("inf"), 0, 0, None
+        self.best_state: dict[str, dict] = {}
+
+    def check(self, step: int) -> float:
+        """Validate at ``step``, update the best weights and the patience counter; return the loss."""
+        modes = {k: m.training for k, m in self.modules.items()}
+        for m in self.modules.values():
+            m.eval()
+        try:
+            with torch.no_grad():
+                value = float(self.validate())
+        finally:
+            for k, m in self.modules.items():
+                m.train(modes[k])
+        if not np.isfinite(value):
+            raise ValueError(f"validate() returned {value} at step {step}; expected a finite loss")
+        if value < self.best_value - self.min_delta:
+            self.best_value, self.best_step, self.bad = value, step, 0
+            self.best_state = {k: copy.deepcopy(m.state_dict()) for k, m in self.modules.items()}
+        else:
+            self.bad += 1
+        if self.patience is not None and self.bad >= self.patience and step >= self.min_steps:
+            self.stopped_step = step
+        return value
+
+    def restore(self) -> None:
+        """Load the best weights (if any validation ran) into the modules."""
+        for k, sd in self.best_state.items():
+            self.modules[k].load_state_dict(sd)
+
+    def summary(self) -> dict[str, Any]:
+        """``best_step``, ``best_val_loss`` and ``stopped_step`` (None if the step cap was reached)."""
+        return {"best_step": self.best_step, "best_val_loss": self.best_value,
+                "stopped_step": self.stopped_step}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_value": self.best_value, "best_step": self.best_step, "bad": self.bad,
+                "stopped_step": -1 if self.stopped_step is None else self.stopped_step,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, sd: Mapping[str, Any]) -> None:
+        self.best_value, self.best_step = float(sd["best_value"]), int(sd["best_step"])
+        self.bad, self.best_state = int(sd["bad"]), dict(sd["best_state"])
+        self.stopped_step = None if int(sd["stopped_step"]) < 0 else int(sd["stopped_step"])
 
 
 def _save(path, step, history, state, generators, device, config) -> None:
