@@ -91,7 +91,7 @@ def main() -> None:
     total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
 
     # Reference outside the timed pipeline: FID between 10k real training and the 10k test images, the
-    # floor a perfect sampler would reach at this sample size (THEORY.md §5).
+    # floor a perfect sampler would reach at this sample size (docs/theory.md §5).
     floor = fid(features.features(x[: len(real)]), features.features(real))
 
     h = res.history

@@ -1,6 +1,6 @@
 """The latent-data "distance" D_{G,d}(P_z, P_x) = inf_{g in G} d(g#P_z, P_x), estimated honestly.
 
-THEORY.md §2 defines the quantity and §5 the estimation protocol implemented here:
+docs/theory.md §2 defines the quantity and §5 the estimation protocol implemented here:
 
 1. split the data into a training part and a held-out part (seeded);
 2. fit ``n_restarts`` generators g in G on minibatch estimates of d against the training part, all
@@ -323,7 +323,7 @@ def latent_data_distance(
     callbacks: Sequence[Callback] = (),
     distance_kwargs: dict | None = None,
 ) -> LatentDistanceResult:
-    r"""Estimate :math:`D_{G,d}(P_z, P_x) = \inf_{g \in G} d(g\#P_z, P_x)` from samples (THEORY.md §2, §5).
+    r"""Estimate :math:`D_{G,d}(P_z, P_x) = \inf_{g \in G} d(g\#P_z, P_x)` from samples (docs/theory.md §2, §5).
 
     The restarts are fitted together as one batched ensemble. The restart with the smallest training
     objective :math:`d(g\#\hat P_z, \hat P_x^{train})` is selected (never the smallest held-out value,

@@ -1,4 +1,4 @@
-"""Latent distributions P_z and their normalisation (THEORY.md §3 and P4).
+"""Latent distributions P_z and their normalisation (docs/theory.md §3 and P4).
 
 Every latent has ``.dim`` and ``.sample(n, seed=0) -> torch.Tensor`` of shape (n, dim), float32 by
 default. Comparisons between latents are made at a stated normalisation (P4):
@@ -350,7 +350,7 @@ def _normalizing_map(mean: torch.Tensor, spread: float, box, dim: int, method: s
 
 
 def normalize(latent: Latent, method: str = "moment") -> Latent:
-    """Put a latent at a stated normalisation (THEORY.md P4) by an isotropic affine map.
+    """Put a latent at a stated normalisation (docs/theory.md P4) by an isotropic affine map.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Search for the optimal latent P_z*(c) in argmin_{P_z in 𝒫} D_{G_c}(P_z, P_x) (THEORY.md §3, R3).
+"""Search for the optimal latent P_z*(c) in argmin_{P_z in 𝒫} D_{G_c}(P_z, P_x) (docs/theory.md §3, R3).
 
 The latent and the generator are optimised jointly on minibatch estimates of d(g#P_z, P_x). The latent's
 normalisation is part of the computation graph (:func:`latentdist.latents.normalize_samples` or the exact

@@ -1,4 +1,4 @@
-"""Capacity profiles c -> D_{G_c}(P_z, P_x), ε-complexity and their plot (THEORY.md §3, R2).
+"""Capacity profiles c -> D_{G_c}(P_z, P_x), ε-complexity and their plot (docs/theory.md §3, R2).
 
 ``complexity_profile`` estimates D for every (latent, capacity) pair. For one latent, all capacities and
 restarts that share a family shape are fitted as ONE batched ensemble (:mod:`latentdist.ensemble`):

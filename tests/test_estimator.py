@@ -1,6 +1,6 @@
 """latent_data_distance: closed-form anchors A1/A2, properties P1 P3 P4 P6, API and bad input.
 
-Tolerances are statistical, not tuned: each anchor's tolerance is the one THEORY.md / the brief states,
+Tolerances are statistical, not tuned: each anchor's tolerance is the one docs/theory.md A1-A2 (or the brief) states,
 and "never below the closed form by more than the floor" uses the estimate's own noise floor.
 """
 
@@ -24,7 +24,7 @@ from latentdist.latents import Discrete, Empirical, Gaussian, Uniform
 
 
 def a2_gaussian(a: float, L: float) -> float:
-    """D for P_z = N(0,1), P_x = (δ_{-a} + δ_a)/2, G = L-Lipschitz maps (THEORY.md A2)."""
+    """D for P_z = N(0,1), P_x = (δ_{-a} + δ_a)/2, G = L-Lipschitz maps (docs/theory.md A2)."""
     return 2 * (a * (norm.cdf(a / L) - 0.5) - L * (norm.pdf(0) - norm.pdf(a / L)))
 
 
@@ -45,7 +45,7 @@ def test_a1_linear_w2_matches_residual_std():
     """A1: D = sqrt(sum_{i>d} λ_i) = 1 for d = 1, Σ = diag(4, 1).
 
     Evaluation size: holdout = 0.5 puts 1000 held-out points against 1000 fresh generated points, so
-    the finite-sample upward bias of exact W2 is below THEORY.md's 1.006 - 1 at 2000 per side plus a
+    the finite-sample upward bias of exact W2 is below docs/theory.md A1's 1.006 - 1 at 2000 per side plus a
     little (empirical W2 bias in 2-D decays like n^{-1/2}); the 0.08 tolerance covers it with room.
     """
     res = latent_data_distance(Gaussian(1), gaussian_data(2000), Linear(bias=False), "w2", holdout=0.5,

@@ -68,10 +68,10 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def test_closed_forms():
-    # THEORY.md A1 example: d = 1, Sigma = diag(4, 1) gives D = 1.
+    # docs/theory.md A1 example: d = 1, Sigma = diag(4, 1) gives D = 1.
     assert a1_closed_form([4.0, 1.0], 1) == pytest.approx(1.0)
     assert a1_closed_form([1.0, 0.25, 4.0], 1) == pytest.approx(np.sqrt(1.25))
-    # THEORY.md A2 values for a = 2.
+    # docs/theory.md A2 values for a = 2.
     for L, want in ((1.0, 1.2191), (2.0, 0.7375), (4.0, 0.3908)):
         assert a2_closed_form("gaussian", 2.0, L) == pytest.approx(want, abs=1e-4)
     assert a2_closed_form("uniform", 2.0, 4.0) == pytest.approx(0.5)

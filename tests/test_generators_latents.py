@@ -88,7 +88,7 @@ def test_lipschitz_mlp_bound_holds_on_random_pairs(L, seed, width, depth):
 
 
 def test_lipschitz_mlp_represents_clip_exactly():
-    """THEORY.md A2: clip(L z, -a, a) is in LipschitzMLP(L) (MaxMin, spectral norms <= 1)."""
+    """docs/theory.md A2: clip(L z, -a, a) is in LipschitzMLP(L) (MaxMin, spectral norms <= 1)."""
     L, a = 2.0, 2.0
     net = LipschitzMLP(L, width=2, depth=2).build(1, 1)
     lin = [m for m in net if isinstance(m, NormConstrainedLinear)]

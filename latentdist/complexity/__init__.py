@@ -1,4 +1,4 @@
-"""Complexity of generators and of data (THEORY.md §3).
+"""Complexity of generators and of data (docs/theory.md §3).
 
 Generator proxies, for any ``torch.nn.Module`` g: R^d -> R^D (outputs flattened):
 

@@ -1,4 +1,4 @@
-"""Data-side complexity: intrinsic dimension and connected components at a scale (THEORY.md §3).
+"""Data-side complexity: intrinsic dimension and connected components at a scale (docs/theory.md §3).
 
 * **Intrinsic dimension.** ``'mle'`` is the Levina-Bickel (2004) k-nearest-neighbour maximum
   likelihood estimator with the MacKay-Ghahramani (2005) correction, which averages the *inverses* of

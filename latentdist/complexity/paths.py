@@ -227,7 +227,7 @@ def linear_regions(
         Number of lines (ignored when ``latent`` is an array: one line per row).
     length : float, optional
         Line length; default 2 sqrt(d), the diameter of the typical set of a latent normalised to
-        E||z||^2 = d (THEORY.md P4).
+        E||z||^2 = d (docs/theory.md P4).
     resolution : int
         Grid cells per line.
     n_bisect : int

@@ -1,4 +1,4 @@
-"""Parameter counts and the one-row complexity report of a generator (THEORY.md §3 proxies)."""
+"""Parameter counts and the one-row complexity report of a generator (docs/theory.md §3 proxies)."""
 
 from __future__ import annotations
 

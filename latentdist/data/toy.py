@@ -58,7 +58,7 @@ def _two_points(n: int, rng: np.random.Generator, *, a: float = 2.0) -> _Native:
 
     Formula: ``x = a * latent`` with ``latent`` the sign s in {-1, +1} (shape (n, 1));
     ``labels = (s > 0)``. Intrinsic dimension 0, two components, ``modes = [[-a], [a]]``,
-    ``mode_std = 0``. This is anchor A2 of THEORY.md.
+    ``mode_std = 0``. This is anchor A2 (docs/theory.md A2).
     """
     a = check_scalar(a, "a", low=0.0, low_inclusive=False)
     labels = rng.integers(0, 2, size=n).astype(np.int64)

@@ -1,4 +1,4 @@
-"""Experiments reproducing the claims R1–R6 of THEORY.md §6.
+"""Experiments reproducing the claims R1–R6 of docs/theory.md §6.
 
 >>> from latentdist.experiments import run_experiment
 >>> table = run_experiment("R1", "quick").table  # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""R2: generator complexity against the latent (THEORY.md §3, §6 R2).
+"""R2: generator complexity against the latent (docs/theory.md §3, §6 R2).
 
 For disconnected data (8-mode ring) and a curved manifold (spiral), each put at the 'moment'
 normalisation, trace the capacity profile c -> D_{G_c}(P_z, P_x) of a Lipschitz-bounded (or MLP) family

@@ -1,4 +1,4 @@
-"""R3: the optimal latent is data-dependent (THEORY.md §3, §6 R3).
+"""R3: the optimal latent is data-dependent (docs/theory.md §3, §6 R3).
 
 At a fixed capacity c, minimise D_{G_c}(P_z, P_x) over normalised latents P_z (``optimal_latent``,
 learnable particles by default) on one data sample. The found latent should mirror the data:

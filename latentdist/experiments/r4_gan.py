@@ -1,8 +1,8 @@
-"""R4: a GAN from a data-dependent latent vs N(0, I) at a fixed generator size (THEORY.md §6 R4).
+"""R4: a GAN from a data-dependent latent vs N(0, I) at a fixed generator size (docs/theory.md §6 R4).
 
 The data-dependent latent is the optimal latent of R3 (particles, 'moment' normalisation) found at the
 generator's capacity on the 8-mode ring; a GMM prior fitted on it is what the GAN samples from, so the
-pipeline's complexity is prior + generator and both are reported (THEORY.md §3). The same GAN (hinge
+pipeline's complexity is prior + generator and both are reported (docs/theory.md §3). The same GAN (hinge
 loss, lr 1e-3, one critic step per generator step: the recipe that covers the ring in train_gan's tests)
 with the same generator family is trained from N(0, I); N(0, I) is then given wider generators to find the
 size it needs to match. Quality: modes covered and high-quality fraction (``mode_coverage``) and sample

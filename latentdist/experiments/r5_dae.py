@@ -1,4 +1,4 @@
-"""R5: Decoupled Autoencoder vs joint training on MNIST (THEORY.md §4, §6 R5).
+"""R5: Decoupled Autoencoder vs joint training on MNIST (docs/theory.md §4, §6 R5).
 
 * Joint AE: encoder f and decoder g trained together on reconstruction.
 * DAE: stage 1 trains f with a weaker auxiliary decoder (fewer channels, optional dropout), stage 2 freezes

@@ -1,4 +1,4 @@
-"""R6: every toy comparison under W2, Sinkhorn and MMD, with noise floors (THEORY.md §6 R6).
+"""R6: every toy comparison under W2, Sinkhorn and MMD, with noise floors (docs/theory.md §6 R6).
 
 For each dataset (8-mode ring, spiral) and each distance d, at a fixed capacity: D_d for N(0, I), uniform,
 the data-shaped latent (R2) and the optimal latent found under that same distance (R3). The conclusion

@@ -1,4 +1,4 @@
-"""Joint autoencoder and the two-stage Decoupled Autoencoder (DAE) of THEORY.md §4.
+"""Joint autoencoder and the two-stage Decoupled Autoencoder (DAE) of docs/theory.md §4.
 
 Joint training minimises E ℓ(g(f(x)), x) over encoder f and decoder g together. The DAE splits it:
 
@@ -6,9 +6,14 @@ Joint training minimises E ℓ(g(f(x)), x) over encoder f and decoder g together
 2. stage 2 freezes f (``requires_grad=False``, eval mode, not in any optimizer), encodes the data once,
    z_i = f(x_i), and minimises E ℓ(g(z), x) over the full decoder g alone.
 
-ℓ is ``'mse'`` (mean squared error per entry) or ``'bce'`` (binary cross-entropy per entry, for data and
-decoder outputs in [0, 1]). Every logged row also carries ``mse``, whose square root bounds the latent-data
-distance from above (THEORY.md §4: D_{G,W1}(f#P_x, P_x) <= E||x - g(f(x))||).
+ℓ is ``'mse'`` (mean squared error per entry), ``'bce'`` (binary cross-entropy per entry, for data and
+decoder outputs in [0, 1]) or ``'bce_logits'`` (the same Bernoulli likelihood with the decoder emitting
+logits, numerically stable; images are sigmoid(logits)). Every logged row also carries ``mse`` (on images,
+after the sigmoid for logits), whose square root bounds the latent-data
+distance from above (docs/theory.md §4: D_{G,W1}(f#P_x, P_x) <= E||x - g(f(x))||).
+
+With ``val_data`` every stage early-stops on the validation reconstruction loss (see
+:func:`latentdist.train.loop.run_loop`) and keeps its best weights; the history gains ``val_loss``.
 """
 
 from __future__ import annotations
@@ -25,20 +30,24 @@ from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
 from latentdist._validation import check_device, check_int, check_option, check_scalar, to_tensor
+from latentdist.generators import ConvDecoder, Family
 from latentdist.train.loop import (
     as_module,
     check_callbacks,
     check_loop_args,
     module_repr,
+    n_params,
     prepare_data,
     run_loop,
     sample_index,
 )
 from latentdist.train.nets import add_dropout
 
-__all__ = ["AutoencoderResult", "DAEResult", "train_autoencoder", "train_dae", "encode", "AE_LOSSES"]
+__all__ = ["AutoencoderResult", "DAEResult", "train_autoencoder", "train_dae", "encode",
+           "check_aux_not_larger", "AE_LOSSES", "STAGE2_INITS"]
 
-AE_LOSSES = ("mse", "bce")
+AE_LOSSES = ("mse", "bce", "bce_logits")
+STAGE2_INITS = ("fresh", "aux")
 
 
 def encode(encoder: nn.Module, data: Any, *, batch_size: int = 1024) -> torch.Tensor:
@@ -68,6 +77,11 @@ class AutoencoderResult:
     decoder: nn.Module
     history: pd.DataFrame
     latent_dim: int
+    loss: str = "mse"
+
+    def image_decoder(self) -> nn.Module:
+        """The decoder as a map from codes to images: followed by a sigmoid when it emits logits."""
+        return nn.Sequential(self.decoder, nn.Sigmoid()) if self.loss == "bce_logits" else self.decoder
 
     def encode(self, data: Any, *, batch_size: int = 1024) -> torch.Tensor:
         """Codes f(x), float32 CPU tensor (n, latent_dim)."""
@@ -76,7 +90,7 @@ class AutoencoderResult:
     def reconstruct(self, data: Any, *, batch_size: int = 1024) -> torch.Tensor:
         """g(f(x)), shaped like ``data``."""
         x = prepare_data(data, torch.device("cpu"), min_samples=1)
-        out = encode(self.decoder, self.encode(x, batch_size=batch_size), batch_size=batch_size)
+        out = encode(self.image_decoder(), self.encode(x, batch_size=batch_size), batch_size=batch_size)
         shape = tuple(x.shape[1:])
         return out.reshape(out.shape[0], *shape)
 
@@ -94,7 +108,27 @@ class DAEResult(AutoencoderResult):
 def _reconstruction_loss(loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if loss == "bce":
         return F.binary_cross_entropy
+    if loss == "bce_logits":
+        return F.binary_cross_entropy_with_logits
     return F.mse_loss
+
+
+def _as_image(out: torch.Tensor, loss: str) -> torch.Tensor:
+    """Decoder output as an image (sigmoid of logits for ``'bce_logits'``)."""
+    return torch.sigmoid(out) if loss == "bce_logits" else out
+
+
+def _validation_loss(inputs: torch.Tensor, targets: torch.Tensor, forward, criterion, batch: int = 1000):
+    """``validate()`` for run_loop: the mean reconstruction loss over the validation set, in batches."""
+
+    def validate() -> float:
+        total = 0.0
+        for i in range(0, inputs.shape[0], batch):
+            t = targets[i:i + batch]
+            total += float(criterion(forward(inputs[i:i + batch]).reshape(t.shape), t, reduction="sum"))
+        return total / targets.numel()
+
+    return validate
 
 
 def _fit(
@@ -120,8 +154,13 @@ def _fit(
     log_every: int,
     desc: str,
     extra_logs: dict | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    early: dict | None = None,
 ) -> pd.DataFrame:
-    """Minimise E loss(forward(inputs_i), targets_i) over the parameters of ``modules`` with Adam."""
+    """Minimise E loss(forward(inputs_i), targets_i) over the parameters of ``modules`` with Adam.
+
+    ``val`` = (inputs, targets) turns on early stopping with the run_loop keywords in ``early``.
+    """
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     gen = make_torch_generator(seeds[0])
@@ -139,20 +178,40 @@ def _fit(
         opt.step()
         logs = {"loss": value.detach()}
         if loss != "mse":
-            logs["mse"] = F.mse_loss(out.detach(), target)
+            logs["mse"] = F.mse_loss(_as_image(out.detach(), loss), target)
         else:
             logs["mse"] = logs["loss"]
         return logs
+
+    stopping = {}
+    if val is not None:
+        stopping = dict(early or {}, validate=_validation_loss(val[0], val[1], forward, criterion))
 
     history = run_loop(
         step_fn, state={**modules, "opt": opt}, generators={"batch": gen}, watched=watched, steps=steps,
         seed=seeds[1], device=dev, config=config, checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks, progress=progress,
-        log_every=log_every, desc=desc, extra_logs=extra_logs,
+        log_every=log_every, desc=desc, extra_logs=extra_logs, **stopping,
     )
     for m in modules.values():
         m.eval()
     return history
+
+
+def _check_validation(val_data: Any, x: torch.Tensor, loss: str, dev, validate_every, patience,
+                      min_steps) -> tuple[torch.Tensor | None, dict]:
+    """The validation tensor (same sample shape as the data) and the early-stopping keywords."""
+    if val_data is None:
+        if validate_every is not None or patience is not None:
+            raise ValueError("validate_every and patience need val_data (held-out images to validate on)")
+        return None, {}
+    v = prepare_data(val_data, dev, min_samples=1)
+    if tuple(v.shape[1:]) != tuple(x.shape[1:]):
+        raise ValueError(f"val_data must have samples shaped like data {tuple(x.shape[1:])}, "
+                         f"got {tuple(v.shape[1:])}")
+    if loss != "mse" and (v.min() < 0 or v.max() > 1):
+        raise ValueError(f"loss={loss!r} needs val_data in [0, 1]")
+    return v, {"validate_every": validate_every, "patience": patience, "min_steps": min_steps}
 
 
 def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sample: torch.Tensor) -> int:
@@ -182,6 +241,7 @@ def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sampl
 
 
 def _check_decoder(decoder: nn.Module, latent_dim: int, shape: tuple, loss: str, name: str, dev) -> None:
+    # bce_logits puts no range on the outputs: they are logits
     decoder.eval()
     with torch.no_grad():
         out = decoder(torch.zeros(2, latent_dim, device=dev))
@@ -215,6 +275,10 @@ def train_autoencoder(
     weight_decay: float = 0.0,
     loss: str = "mse",
     latent_dim: int | None = None,
+    val_data: Any = None,
+    validate_every: int | None = None,
+    patience: int | None = None,
+    min_steps: int = 0,
     seed: SeedLike = 0,
     device: str | torch.device = "cpu",
     checkpoint_dir: Any = None,
@@ -235,10 +299,15 @@ def train_autoencoder(
         Built as ``decoder.build(latent_dim, prod(data.shape[1:]), seed=...)``; outputs are reshaped like
         the data. Modules are copied, never trained in place.
     steps, batch_size, lr, weight_decay :
-        Adam on both networks, minibatches drawn with replacement.
-    loss : {'mse', 'bce'}
+        Adam on both networks, minibatches drawn with replacement; ``steps`` is the cap when early stopping.
+    loss : {'mse', 'bce', 'bce_logits'}
+        ``'bce_logits'`` expects a decoder emitting logits (e.g. ``ConvDecoder(output='linear')``).
     latent_dim : int, optional
         Code dimension; defaults to the encoder family's ``latent_dim`` (or a module's output size).
+    val_data : array or tensor, optional
+        Held-out samples shaped like ``data``; turns on early stopping on their reconstruction loss.
+    validate_every, patience, min_steps :
+        As in :func:`~latentdist.train.loop.run_loop` (defaults: every ``log_every`` steps, never stop early).
     seed, device, checkpoint_dir, checkpoint_every, resume, callbacks, progress, log_every :
         As in :func:`~latentdist.train.gan.train_gan`; the checkpoint is ``autoencoder.pt`` and callbacks
         receive the decoder.
@@ -246,7 +315,15 @@ def train_autoencoder(
     Returns
     -------
     AutoencoderResult
-        History columns: ``step``, ``loss``, ``mse`` and whatever callbacks add.
+        History columns: ``step``, ``loss``, ``mse``, ``val_loss`` (with ``val_data``) and whatever callbacks
+        add; with ``val_data`` the history's ``attrs`` hold ``best_step``, ``best_val_loss``,
+        ``stopped_step`` and the networks carry the best validated weights.
+
+    Notes
+    -----
+    Seeds are spawned as (encoder, decoder, batches, global) = ``spawn_seeds(seed, 4)``, the first four of
+    :func:`train_dae`'s, so a joint AE and a DAE with the same seed share encoder and final-decoder
+    initialisation and draw the same minibatches.
 
     Examples
     --------
@@ -259,6 +336,7 @@ def train_autoencoder(
     """
     loss, dev, lr, weight_decay, callbacks, x = _check_common(data, loss, lr, weight_decay, device, callbacks)
     ckpt_dir = check_loop_args(steps, batch_size, checkpoint_dir, checkpoint_every, log_every, resume)
+    v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps)
     shape, flat = tuple(x.shape[1:]), int(np.prod(x.shape[1:]))
     s_enc, s_dec, s_batch, s_global = spawn_seeds(seed, 4)
     d = _resolve_latent_dim(encoder, latent_dim, flat, x[:2])
@@ -267,15 +345,65 @@ def train_autoencoder(
     _check_decoder(dec, d, shape, loss, "decoder", dev)
     config = dict(trainer="autoencoder", loss=loss, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                   latent_dim=d, seeds=[s_enc, s_dec, s_batch, s_global], data_shape=list(x.shape),
-                  encoder=module_repr(encoder), decoder=module_repr(decoder))
+                  encoder=module_repr(encoder), decoder=module_repr(decoder), **_early_config(v, early))
     history = _fit(
         x, x, lambda b: dec(enc(b)), {"encoder": enc, "decoder": dec}, dec, loss=loss, steps=steps,
         batch_size=batch_size, lr=lr, weight_decay=weight_decay, seeds=(s_batch, s_global), dev=dev,
         config=config, checkpoint_path=None if ckpt_dir is None else ckpt_dir / "autoencoder.pt",
         checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks, progress=progress,
-        log_every=log_every, desc="autoencoder",
+        log_every=log_every, desc="autoencoder", val=None if v is None else (v, v), early=early,
     )
-    return AutoencoderResult(enc, dec, history, d)
+    return AutoencoderResult(enc, dec, history, d, loss)
+
+
+def _early_config(v: torch.Tensor | None, early: dict) -> dict:
+    """Checkpoint-config entries of the validation set and early-stopping keywords (empty without)."""
+    if v is None:
+        return {}
+    return {"val_shape": list(v.shape), "val_sum": round(float(v.double().sum()), 6), **early}
+
+
+def _aux_family(aux_decoder: Any, aux_dropout: float) -> Any:
+    """``aux_decoder`` with its dropout: the ConvDecoder's own Dropout2d field, else nn.Dropout layers."""
+    if aux_dropout > 0 and isinstance(aux_decoder, ConvDecoder):
+        if aux_decoder.dropout > 0:
+            raise ValueError(f"aux_dropout={aux_dropout} and aux_decoder.dropout={aux_decoder.dropout} "
+                             "both set; give the dropout once")
+        return dataclasses.replace(aux_decoder, dropout=aux_dropout)
+    return aux_decoder
+
+
+def check_aux_not_larger(aux: nn.Module, decoder: nn.Module, aux_spec: Any = None,
+                         dec_spec: Any = None) -> None:
+    """Refuse an auxiliary decoder larger than the final one (the DAE's premise is a *weaker* g_aux).
+
+    Larger means more parameters or, for two families with ``channels``/``width`` and ``depth`` fields,
+    a larger value of either.
+
+    Raises
+    ------
+    ValueError
+        Naming ``aux_decoder`` and both sizes.
+    """
+    n_aux, n_dec = n_params(aux), n_params(decoder)
+    if n_aux > n_dec:
+        raise ValueError(f"aux_decoder must not be larger than decoder: {n_aux} parameters > {n_dec}")
+    if isinstance(aux_spec, Family) and isinstance(dec_spec, Family):
+        for field in ("channels", "width", "depth"):
+            a, b = getattr(aux_spec, field, None), getattr(dec_spec, field, None)
+            if a is not None and b is not None and a > b:
+                raise ValueError(f"aux_decoder must not be larger than decoder: {field} {a} > {b}")
+
+
+def _init_from(dec: nn.Module, aux: nn.Module) -> None:
+    """Copy the auxiliary decoder's parameters into ``dec`` (equal shapes in order; dropout has none)."""
+    pa, pd_ = list(aux.parameters()), list(dec.parameters())
+    if [p.shape for p in pa] != [p.shape for p in pd_]:
+        raise ValueError("stage2_init='aux' needs an aux_decoder with the decoder's parameter shapes "
+                         "(weaken it by dropout only)")
+    with torch.no_grad():
+        for a, b in zip(pa, pd_, strict=True):
+            b.copy_(a)
 
 
 def train_dae(
@@ -287,11 +415,16 @@ def train_dae(
     stage1_steps: int = 2000,
     stage2_steps: int = 2000,
     aux_dropout: float = 0.0,
+    stage2_init: str = "fresh",
     batch_size: int = 128,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     loss: str = "mse",
     latent_dim: int | None = None,
+    val_data: Any = None,
+    validate_every: int | None = None,
+    patience: int | None = None,
+    min_steps: int = 0,
     seed: SeedLike = 0,
     device: str | torch.device = "cpu",
     checkpoint_dir: Any = None,
@@ -301,7 +434,7 @@ def train_dae(
     progress: bool = True,
     log_every: int = 50,
 ) -> DAEResult:
-    """Two-stage Decoupled Autoencoder (THEORY.md §4).
+    """Two-stage Decoupled Autoencoder (docs/theory.md §4).
 
     Stage 1: min over f, g_aux of E ℓ(g_aux(f(x)), x). Stage 2: freeze f and min over g of E ℓ(g(f(x)), x),
     with the codes f(x) computed once in eval mode. The encoder's parameters do not change in stage 2.
@@ -311,14 +444,22 @@ def train_dae(
     data : array or tensor, shape (n, D) or (n, C, H, W)
     encoder : Family or nn.Module
     aux_decoder : Family or nn.Module
-        The weaker stage-1 decoder, e.g. ``weaken(ConvDecoder(32), width_mult=0.25)``.
+        The weaker stage-1 decoder, weakened by width, depth or dropout, e.g.
+        ``ConvDecoder(8, depth=0)`` against ``ConvDecoder(32, depth=1)``. It must not be larger than
+        ``decoder`` (more parameters, channels/width or depth): such a config raises ``ValueError``.
     decoder : Family or nn.Module
-        The full decoder trained in stage 2 from scratch.
+        The full decoder trained in stage 2.
     stage1_steps, stage2_steps : int
+        Step caps of the two stages.
     aux_dropout : float in [0, 1)
-        Dropout after every hidden activation of the auxiliary decoder (another way to weaken it).
-    batch_size, lr, weight_decay, loss, latent_dim :
-        As in :func:`train_autoencoder`; shared by both stages.
+        Dropout of the auxiliary decoder: ``Dropout2d`` after every hidden activation for a
+        :class:`~latentdist.generators.ConvDecoder` family, ``nn.Dropout`` (via :func:`add_dropout`) else.
+    stage2_init : {'fresh', 'aux'}
+        Stage 2 starts from a freshly initialised decoder (default) or from the auxiliary decoder's
+        weights (needs equal parameter shapes, i.e. an aux weakened by dropout only).
+    batch_size, lr, weight_decay, loss, latent_dim, val_data, validate_every, patience, min_steps :
+        As in :func:`train_autoencoder`; shared by both stages, each of which early-stops on its own
+        validation loss (stage 1: aux(f(x_val)), stage 2: g(f(x_val))).
     seed, device, checkpoint_dir, checkpoint_every, resume, callbacks, progress, log_every :
         As in :func:`train_autoencoder`. Checkpoints are ``dae_stage1.pt`` and ``dae_stage2.pt``; callbacks
         receive the auxiliary decoder in stage 1 and the decoder in stage 2, and ``logs['stage']``.
@@ -326,7 +467,15 @@ def train_dae(
     Returns
     -------
     DAEResult
-        History columns: ``stage``, ``step``, ``loss``, ``mse`` and whatever callbacks add.
+        History columns: ``stage``, ``step``, ``loss``, ``mse``, ``val_loss`` (with ``val_data``) and whatever
+        callbacks add; ``history.attrs['stages']`` holds each stage's early-stopping summary.
+
+    Notes
+    -----
+    Seeds: ``spawn_seeds(seed, 5)`` = (encoder, decoder, batches, global, aux). The first four are those of
+    :func:`train_autoencoder` with the same seed, and both stages use the batch stream of the joint AE,
+    so a DAE and a joint AE with one seed are paired: same encoder and final-decoder initialisation, same
+    minibatch order.
 
     Examples
     --------
@@ -343,28 +492,31 @@ def train_dae(
                                steps_name="stage1_steps")
     check_int(stage2_steps, "stage2_steps", low=1)
     aux_dropout = check_scalar(aux_dropout, "aux_dropout", low=0.0, high=1.0, high_inclusive=False)
+    stage2_init = check_option(stage2_init, "stage2_init", STAGE2_INITS)
+    v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps)
     shape, flat = tuple(x.shape[1:]), int(np.prod(x.shape[1:]))
-    s_enc, s_aux, s_dec, s_b1, s_g1, s_b2, s_g2 = spawn_seeds(seed, 7)
+    s_enc, s_dec, s_batch, s_global, s_aux = spawn_seeds(seed, 5)
     d = _resolve_latent_dim(encoder, latent_dim, flat, x[:2])
     enc = as_module(encoder, flat, d, s_enc, "encoder", dev)
-    aux = as_module(aux_decoder, d, flat, s_aux, "aux_decoder", dev)
-    if aux_dropout > 0:
+    aux_spec = _aux_family(aux_decoder, aux_dropout)
+    aux = as_module(aux_spec, d, flat, s_aux, "aux_decoder", dev)
+    if aux_dropout > 0 and aux_spec is aux_decoder:
         aux = add_dropout(aux, aux_dropout)
     dec = as_module(decoder, d, flat, s_dec, "decoder", dev)
+    check_aux_not_larger(aux, dec, aux_spec, decoder)
     _check_decoder(aux, d, shape, loss, "aux_decoder", dev)
     _check_decoder(dec, d, shape, loss, "decoder", dev)
     base = dict(trainer="dae", loss=loss, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                latent_dim=d,
-                seeds=[s_enc, s_aux, s_dec, s_b1, s_g1, s_b2, s_g2], data_shape=list(x.shape),
+                latent_dim=d, seeds=[s_enc, s_dec, s_batch, s_global, s_aux], data_shape=list(x.shape),
                 encoder=module_repr(encoder), aux_decoder=module_repr(aux_decoder), aux_dropout=aux_dropout,
-                decoder=module_repr(decoder))
+                decoder=module_repr(decoder), stage2_init=stage2_init, **_early_config(v, early))
     common = dict(loss=loss, batch_size=batch_size, lr=lr, weight_decay=weight_decay, dev=dev,
                   checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks, progress=progress,
-                  log_every=log_every)
+                  log_every=log_every, seeds=(s_batch, s_global), early=early)
 
     h1 = _fit(
         x, x, lambda b: aux(enc(b)), {"encoder": enc, "aux_decoder": aux}, aux, steps=stage1_steps,
-        seeds=(s_b1, s_g1), config={**base, "stage": 1},
+        config={**base, "stage": 1}, val=None if v is None else (v, v),
         checkpoint_path=None if ckpt_dir is None else ckpt_dir / "dae_stage1.pt", desc="dae stage 1",
         extra_logs={"stage": 1}, **common,
     )
@@ -373,11 +525,15 @@ def train_dae(
     enc.requires_grad_(False)
     enc.eval()
     codes = to_tensor(encode(enc, x), dtype=torch.float32).to(dev)
+    val2 = None if v is None else (to_tensor(encode(enc, v), dtype=torch.float32).to(dev), v)
+    if stage2_init == "aux":
+        _init_from(dec, aux)
     h2 = _fit(
-        codes, x, dec, {"decoder": dec}, dec, steps=stage2_steps, seeds=(s_b2, s_g2),
-        config={**base, "stage": 2, "stage1_steps": stage1_steps},
+        codes, x, dec, {"decoder": dec}, dec, steps=stage2_steps,
+        config={**base, "stage": 2, "stage1_steps": stage1_steps}, val=val2,
         checkpoint_path=None if ckpt_dir is None else ckpt_dir / "dae_stage2.pt", desc="dae stage 2",
         extra_logs={"stage": 2}, **common,
     )
     history = pd.concat([h1, h2], ignore_index=True)
-    return DAEResult(enc, dec, history, d, aux_decoder=aux)
+    history.attrs = {"stages": {1: dict(h1.attrs), 2: dict(h2.attrs)}}
+    return DAEResult(enc, dec, history, d, loss, aux_decoder=aux)

@@ -1,4 +1,4 @@
-"""GAN training: the critic-based estimate of the outer infimum of THEORY.md §5, for toy data and MNIST.
+"""GAN training: the critic-based estimate of the outer infimum of docs/theory.md §5, for toy data and MNIST.
 
 With critic D and generator g, each step does ``n_critic`` critic updates then one generator update:
 

@@ -5,7 +5,7 @@ out_dim=None, *, seed=0)`` returns a freshly initialised ``nn.Module``. Encoders
 ``latent_dim`` and critics to 1. Convolutional networks are for 1x28x28 images and accept either images
 (n, 1, 28, 28) or flat vectors (n, 784); MLP networks flatten whatever they get.
 
-The Decoupled Autoencoder (THEORY.md §4) trains its encoder against a *weaker* auxiliary decoder. The
+The Decoupled Autoencoder (docs/theory.md §4) trains its encoder against a *weaker* auxiliary decoder. The
 weakening is one swept parameter: :func:`weaken` shrinks a family's width (``channels`` or ``width``) by a
 multiplier, changes its depth, or adds dropout after every hidden activation.
 

@@ -1,4 +1,4 @@
-"""A sampler x = g(z), z ~ prior, that reports the size of both parts (THEORY.md §3: never hide the prior)."""
+"""A sampler x = g(z), z ~ prior, that reports the size of both parts (docs/theory.md §3: never hide the prior)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Priors fitted on encoder latents, so that a data-dependent latent f#P_x can be sampled (THEORY.md §3-§4).
+"""Priors fitted on encoder latents, so that a data-dependent latent f#P_x can be sampled (docs/theory.md §3-§4).
 
 Each prior is a :class:`~latentdist.latents.Latent`: after ``.fit(z)`` it has ``.dim``, ``.sample(n, seed)``
 (reproducible with the seed), exact ``.log_prob(z)`` and ``.n_parameters`` (the size of the prior, which a
