@@ -1,4 +1,4 @@
-"""Trainers (GAN, joint autoencoder, Decoupled Autoencoder), latent priors and generative pipelines.
+"""Trainers (GAN, joint autoencoder, Decoupled Autoencoder, VAE, two-stage VAE, RAE, WAE-MMD), latent priors and generative pipelines.
 
 Every trainer takes data as numpy or torch, networks as families (built with the right dimensions, seeded)
 or modules (copied), and ``seed``, ``device``, ``checkpoint_dir``/``resume``, ``callbacks``, ``progress`` and
@@ -13,6 +13,9 @@ from latentdist.train.loop import Callback
 from latentdist.train.nets import ConvCritic, ConvEncoder, Dropout, MLPCritic, MLPEncoder, add_dropout, weaken
 from latentdist.train.pipeline import GenerativePipeline, prior_parameter_count
 from latentdist.train.priors import FlowPrior, GMMPrior, KDEPrior, fit_prior
+from latentdist.train.rae import train_rae
+from latentdist.train.vae import SecondStagePrior, TwoStageVAEResult, VAEResult, train_two_stage_vae, train_vae
+from latentdist.train.wae import train_wae
 
 __all__ = [
     "train_gan",
@@ -36,4 +39,11 @@ __all__ = [
     "fit_prior",
     "GenerativePipeline",
     "prior_parameter_count",
+    "train_vae",
+    "train_two_stage_vae",
+    "VAEResult",
+    "TwoStageVAEResult",
+    "SecondStagePrior",
+    "train_rae",
+    "train_wae",
 ]
