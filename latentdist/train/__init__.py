@@ -1,4 +1,4 @@
-"""Trainers (GAN, joint autoencoder, Decoupled Autoencoder, VAE, two-stage VAE, RAE, WAE-MMD), latent priors and generative pipelines.
+"""Trainers (GAN, joint AE, Decoupled AE, VAE, two-stage VAE, RAE, WAE-MMD), latent priors, pipelines.
 
 Every trainer takes data as numpy or torch, networks as families (built with the right dimensions, seeded)
 or modules (copied), and ``seed``, ``device``, ``checkpoint_dir``/``resume``, ``callbacks``, ``progress`` and
@@ -14,7 +14,13 @@ from latentdist.train.nets import ConvCritic, ConvEncoder, Dropout, MLPCritic, M
 from latentdist.train.pipeline import GenerativePipeline, prior_parameter_count
 from latentdist.train.priors import FlowPrior, GMMPrior, KDEPrior, fit_prior
 from latentdist.train.rae import train_rae
-from latentdist.train.vae import SecondStagePrior, TwoStageVAEResult, VAEResult, train_two_stage_vae, train_vae
+from latentdist.train.vae import (
+    SecondStagePrior,
+    TwoStageVAEResult,
+    VAEResult,
+    train_two_stage_vae,
+    train_vae,
+)
 from latentdist.train.wae import train_wae
 
 __all__ = [
