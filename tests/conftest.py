@@ -1,7 +1,9 @@
 """Shared test configuration.
 
-Hypothesis runs derandomized with no deadline: CI machines are small and shared,
-so per-example timing is noise, and a failing example must reproduce exactly.
+Hypothesis profiles: ``ci`` (loaded when the ``CI`` variable is set, as CI services and ``.ci/run`` do)
+is derandomized, so a CI run tries the same examples every time and cannot flake; ``dev`` (otherwise)
+draws new examples on every run, which is how new counterexamples get found. Neither has a deadline:
+machines are small and shared, so per-example timing is noise. ``HYPOTHESIS_PROFILE`` overrides.
 """
 
 from __future__ import annotations
@@ -20,8 +22,21 @@ settings.register_profile(
     max_examples=30,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.register_profile("dev", deadline=None, max_examples=100)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.register_profile(
+    "dev",
+    deadline=None,
+    max_examples=30,
+    print_blob=True,  # a failure prints the @reproduce_failure line
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _hypothesis_profile() -> str:
+    ci = os.environ.get("CI", "").strip().lower()
+    return os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if ci not in ("", "0", "false", "no") else "dev")
+
+
+settings.load_profile(_hypothesis_profile())
 
 # Two xdist workers on two cores: one intra-op thread each avoids oversubscription.
 if os.environ.get("PYTEST_XDIST_WORKER"):
