@@ -48,6 +48,7 @@ _EXPORTS = {
     "plot_profile": "profile",
     "optimal_latent": "optimal",
     "normalize": "latents",
+    "CheckpointError": "_io",
 }
 
 __all__ = ["__version__", *_SUBMODULES, *_EXPORTS]

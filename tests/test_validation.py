@@ -272,7 +272,7 @@ def test_atomic_writes_round_trip_and_leave_no_temp_files(tmp_path):
     loaded = json.loads((tmp_path / "r.json").read_text())
     assert loaded == {"a": [1.5, None], "b": 1, "p": str(tmp_path)}
     _io.atomic_torch_save({"w": torch.arange(3.0)}, tmp_path / "ck.pt")
-    assert torch.equal(torch.load(tmp_path / "ck.pt")["w"], torch.arange(3.0))
+    assert torch.equal(_io.load_checkpoint(tmp_path / "ck.pt")["w"], torch.arange(3.0))
     assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "sub" / "deeper") == []
 
 

@@ -3,6 +3,15 @@
 A cached entry holds what :func:`compute` returned (the tidy table plus the arrays the figures need),
 so a rerun with the same configuration only redraws figures. Any change of a configuration value, of
 the seed, or of an experiment's ``VERSION`` changes the key.
+
+Entries are pickles framed with a SHA-256 digest (:func:`latentdist._io.write_verified_bytes`) and
+verified before they are unpickled, so a torn, bit-flipped or foreign file is never used: :func:`load`
+warns and reports a miss, and the runner recomputes. Entries of the older, unframed format count as
+corrupted once and are rewritten. The digest guards against accidents, not against an attacker who can
+write to the cache directory (who could equally replace the package).
+
+An unwritable cache (``$LATENTDIST_CACHE`` on a read-only mount, or under a regular file) is reported
+by :func:`unwritable`, which the runner asks *before* computing.
 """
 
 from __future__ import annotations
@@ -10,12 +19,19 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
-from latentdist._io import atomic_write_bytes, cache_dir
+from latentdist._io import (
+    CheckpointError,
+    cache_root,
+    read_verified_bytes,
+    unwritable_reason,
+    write_verified_bytes,
+)
 
-__all__ = ["config_hash", "cache_path", "load", "store"]
+__all__ = ["config_hash", "cache_path", "load", "store", "unwritable"]
 
 
 def _canonical(obj: Any) -> Any:
@@ -39,22 +55,42 @@ def config_hash(claim: str, config: dict, version: int) -> str:
 
 
 def cache_path(claim: str, key: str) -> Path:
-    """Where the entry for ``claim`` with hash ``key`` lives (under ``cache_dir('experiments')``)."""
-    return cache_dir("experiments") / f"{claim}-{key}.pkl"
+    """Where the entry for ``claim`` with hash ``key`` lives (under ``cache_root('experiments')``)."""
+    return cache_root("experiments") / f"{claim}-{key}.pkl"
+
+
+def unwritable() -> str | None:
+    """``None`` when the experiment cache can be written, else a message naming the cache directory
+    and ``LATENTDIST_CACHE``."""
+    reason = unwritable_reason(cache_root("experiments"))
+    if reason is None:
+        return None
+    return (f"the experiment cache is unusable: {reason}; set LATENTDIST_CACHE to a writable directory "
+            "to cache results")
 
 
 def load(claim: str, key: str) -> Any | None:
-    """The cached result, or ``None`` when absent or unreadable (a stale pickle is recomputed)."""
+    """The cached result, or ``None`` when absent.
+
+    An entry that fails its digest check, or whose verified pickle no longer loads (a class that
+    moved), is reported with a ``RuntimeWarning`` and treated as absent, so it is recomputed and
+    overwritten.
+    """
     path = cache_path(claim, key)
-    if not path.exists():
-        return None
     try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except Exception:  # noqa: BLE001 - any unreadable entry simply means "recompute"
-        return None
+        if not path.is_file():
+            return None
+        payload = read_verified_bytes(path, what="cached result", remedy="recomputing it")
+        return pickle.loads(payload)
+    except CheckpointError as exc:
+        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+    except Exception as exc:  # noqa: BLE001 - an intact pickle of code that changed: recompute it
+        warnings.warn(f"cached result {path} no longer loads ({type(exc).__name__}: {exc}); recomputing it",
+                      RuntimeWarning, stacklevel=2)
+    return None
 
 
 def store(claim: str, key: str, result: Any) -> Path:
-    """Write ``result`` to the cache atomically."""
-    return atomic_write_bytes(cache_path(claim, key), pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    """Write ``result`` to the cache atomically, framed with its SHA-256 digest."""
+    payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    return write_verified_bytes(cache_path(claim, key), payload)

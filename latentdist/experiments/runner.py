@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -82,6 +83,14 @@ def run_experiment(
     ExperimentResult
         ``.table`` is the tidy DataFrame.
 
+    Warns
+    -----
+    RuntimeWarning
+        Once, *before* computing, when the cache (``$LATENTDIST_CACHE``, else
+        ``$XDG_CACHE_HOME/latentdist`` or ``~/.cache/latentdist``) cannot be written: the run then
+        proceeds without caching and still writes its figures and numbers, so no work is lost. Also
+        when a cached entry fails its integrity check; it is recomputed and overwritten.
+
     Examples
     --------
     >>> res = run_experiment("R1", "quick", write=False)  # doctest: +SKIP
@@ -90,6 +99,22 @@ def run_experiment(
     mode = resolve_mode(mode)
     module = experiment_module(claim)
     config = get_config(claim, mode, **overrides)
+    return _run_one(claim, mode, module, config, out=out, use_cache=use_cache, progress=progress,
+                    write=write, can_store=_cache_writable())
+
+
+def _cache_writable() -> bool:
+    """Check the cache before any computing; warn once (naming it and LATENTDIST_CACHE) if unusable."""
+    problem = cache.unwritable()
+    if problem is not None:
+        warnings.warn(f"{problem}; proceeding without caching (figures and numbers are still written)",
+                      RuntimeWarning, stacklevel=3)
+    return problem is None
+
+
+def _run_one(claim: str, mode: str, module: ModuleType, config: dict, *, out: str | os.PathLike | None,
+             use_cache: bool, progress: bool, write: bool, can_store: bool) -> ExperimentResult:
+    """Cache lookup, computation (stored only when ``can_store``) and output of one claim."""
     key = cache.config_hash(claim, config, module.VERSION)
     result = cache.load(claim, key) if use_cache else None
     if result is not None:
@@ -99,7 +124,13 @@ def run_experiment(
         result = module.compute(config, progress=progress)
         result.seconds = time.perf_counter() - start
         result.claim, result.config, result.key, result.cached = claim, config, key, False
-        cache.store(claim, key, result)
+        if can_store:
+            try:
+                cache.store(claim, key, result)
+            except OSError as exc:  # became unwritable mid-run (disk full, ...): keep the result
+                warnings.warn(f"could not cache the {claim} result at {cache.cache_path(claim, key)} "
+                              f"({exc}); set LATENTDIST_CACHE to a writable directory", RuntimeWarning,
+                              stacklevel=3)
     if write:
         out_dir = resolve_out_dir(mode, out)
         save_table(result.table, out_dir, claim)
@@ -123,18 +154,22 @@ def run_all(
 ) -> dict[str, ExperimentResult]:
     """Run several claims in order and write ``repro_summary.json`` (seconds per claim, total).
 
-    ``log`` is an optional callable taking one line of text (the CLI passes ``print``).
+    ``log`` is an optional callable taking one line of text (the CLI passes ``print``). An unwritable
+    cache is handled as in :func:`run_experiment`, with a single warning for the whole run.
     """
     mode = resolve_mode(mode)
     claims = list(claims or CLAIMS)
     for c in claims:
         check_option(c, "claim", CLAIMS)
     out_dir = resolve_out_dir(mode, out)
+    can_store = _cache_writable()
     results: dict[str, ExperimentResult] = {}
     start = time.perf_counter()
     for claim in claims:
         t0 = time.perf_counter()
-        res = run_experiment(claim, mode, out=out_dir, use_cache=use_cache, progress=progress)
+        module = experiment_module(claim)
+        res = _run_one(claim, mode, module, get_config(claim, mode), out=out_dir, use_cache=use_cache,
+                       progress=progress, write=True, can_store=can_store)
         results[claim] = res
         if log is not None:
             how = "cached" if res.cached else "computed"

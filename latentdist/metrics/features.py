@@ -2,19 +2,23 @@
 k-NN metrics.
 
 No downloaded weights: the network is trained on MNIST train with a fixed recipe and seed, and cached
-under a key that hashes the recipe, the seed and the data. The cache lives in ``<data root>/models/``
-when that is writable, else in ``latentdist._io.cache_dir('models')``; a file lock keeps two processes
-(for example two pytest-xdist workers) from training it twice at once.
+under a key that hashes the recipe, the seed and the data. A trained model is looked up in
+``<data root>/models/`` (even when the data root is read-only, so a shipped model is used) and then in
+``latentdist._io.cache_root('models')``. A newly trained one is written to ``<data root>/models/`` when
+the data root is writable, else to the cache; when neither is, it is used without being saved, with a
+warning. Model files carry a SHA-256 digest checked before loading
+(:func:`latentdist._io.load_checkpoint`); a file lock keeps two processes (for example two pytest-xdist
+workers) from training it twice at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentdist._io import atomic_torch_save, cache_dir
+from latentdist._io import CheckpointError, cache_root, load_checkpoint, save_checkpoint, unwritable_reason
 from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, seed_int
 from latentdist._validation import (
@@ -153,14 +157,27 @@ def _writable_dir(path: Path) -> bool:
     return path.is_dir() and bool(path.stat().st_mode & stat.S_IWUSR) and os.access(path, os.W_OK)
 
 
-def _models_dir(root: str | os.PathLike | None) -> Path:
-    root = root if root is not None else os.environ.get("LATENTDIST_DATA")
+def _data_root(root: str | os.PathLike | None) -> str | os.PathLike | None:
+    return root if root is not None else os.environ.get("LATENTDIST_DATA")
+
+
+def _model_dirs(root: str | os.PathLike | None) -> list[Path]:
+    """Where a trained classifier may already sit, in lookup order: the data root's ``models/``
+    (read-only or not), then the cache."""
+    root = _data_root(root)
+    return ([Path(root, "models")] if root is not None else []) + [cache_root("models")]
+
+
+def _models_dir(root: str | os.PathLike | None) -> Path | None:
+    """Where a newly trained classifier is written: the data root's ``models/`` when the data root is
+    writable, else the cache (the fallback for writing only); None when neither can be written."""
+    root = _data_root(root)
     if root is not None and _writable_dir(Path(root)):
         target = Path(root, "models")
-        target.mkdir(exist_ok=True)
-        if _writable_dir(target):
+        if unwritable_reason(target) is None and _writable_dir(target):
             return target
-    return cache_dir("models")
+    cache = cache_root("models")
+    return cache if unwritable_reason(cache) is None else None
 
 
 class MNISTFeatures:
@@ -313,15 +330,33 @@ class MNISTFeatures:
         x_train, y_train = load_mnist("train", root=root)
         data_md5 = _md5(check_mnist_images(x_train), _check_labels(y_train, len(x_train)))
         key = _recipe_hash(recipe, seed, data_md5)
-        path = _models_dir(root) / f"mnist_features_{key}.pt"
-        with FileLock(str(path) + ".lock"):
-            if path.exists():
-                return cls._load(path, key, dev)
+        name = f"mnist_features_{key}.pt"
+        for directory in _model_dirs(root):
+            if (directory / name).is_file():  # atomic writes: an existing file is complete, no lock needed
+                return cls._load(directory / name, key, dev)
+
+        def fit() -> MNISTFeatures:
             model = cls.train(x_train, y_train, recipe=recipe, seed=seed, device=dev, progress=progress)
             x_test, y_test = load_mnist("test", root=root)
             model.accuracy = float((model.predict(x_test) == _to_np_int(y_test)).mean())
+            return model
+
+        target = _models_dir(root)
+        if target is None:
+            warnings.warn(
+                f"no writable place for the trained MNIST classifier (the data root's models/ and the cache "
+                f"{cache_root('models')} are not writable); training it without saving it. Set "
+                "LATENTDIST_CACHE to a writable directory to keep it.",
+                RuntimeWarning, stacklevel=2,
+            )
+            return fit()
+        path = target / name
+        with FileLock(str(path) + ".lock"):
+            if path.exists():
+                return cls._load(path, key, dev)
+            model = fit()
             state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
-            atomic_torch_save(
+            save_checkpoint(
                 {
                     "state_dict": state,
                     "recipe": json.dumps(_recipe_dict(recipe)),
@@ -336,21 +371,21 @@ class MNISTFeatures:
 
     @classmethod
     def _load(cls, path: Path, key: str, device: torch.device) -> MNISTFeatures:
-        blob = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
-        if blob.get("recipe_hash") != key:
-            raise ValueError(f"cached classifier {path} does not match its recipe hash {key}; delete it")
-        raw = json.loads(blob["recipe"])
-        recipe = FeatureRecipe(**{**raw, "channels": tuple(raw["channels"])})
-        net = _build_net(recipe, make_torch_generator(0))
-        net.load_state_dict(blob["state_dict"])
-        return cls(
-            net,
-            recipe=recipe,
-            seed=int(blob["seed"]),
-            recipe_hash=key,
-            accuracy=float(blob["accuracy"]),
-            device=device,
-        )
+        remedy = "delete it and it will be retrained"
+        blob = load_checkpoint(path, what="cached classifier", remedy=remedy)
+        if not isinstance(blob, dict) or blob.get("recipe_hash") != key:
+            raise CheckpointError(f"cached classifier {path} does not match its recipe hash {key}; {remedy}")
+        try:
+            raw = json.loads(blob["recipe"])
+            recipe = FeatureRecipe(**{**raw, "channels": tuple(raw["channels"])})
+            net = _build_net(recipe, make_torch_generator(0))
+            net.load_state_dict(blob["state_dict"])
+            seed, accuracy = int(blob["seed"]), float(blob["accuracy"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"cached classifier {path} has unexpected contents ({type(exc).__name__}: {exc}); {remedy}"
+            ) from exc
+        return cls(net, recipe=recipe, seed=seed, recipe_hash=key, accuracy=accuracy, device=device)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from latentdist._io import atomic_torch_save
+from latentdist._io import CheckpointError, load_checkpoint, save_checkpoint
 from latentdist._progress import progress_bar
 from latentdist._validation import check_array, check_int, check_scalar, to_tensor
 
@@ -240,22 +240,31 @@ def _save(path, step, history, state, generators, device, config) -> None:
     }
     if device.type == "cuda":
         ckpt["cuda_rng"] = torch.cuda.get_rng_state(device)
-    atomic_torch_save(ckpt, path)
+    save_checkpoint(ckpt, path)  # SHA-256-framed, verified by _load before anything is unpickled
 
 
 def _load(path, state, generators, device, config) -> tuple[int, list[dict]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint {path} has version {ckpt.get('version')}, "
-                         f"expected {CHECKPOINT_VERSION}")
-    saved = ckpt["config"]
+    remedy = "delete it, or pass resume=False to start afresh"
+    ckpt = load_checkpoint(path, remedy=remedy)
+    # A digest-intact file can still be the wrong kind (say a cached classifier copied here).
+    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
+        version = ckpt.get("version") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"checkpoint {path} is not a training checkpoint of version "
+                              f"{CHECKPOINT_VERSION} (found {version!r}); {remedy}")
+    missing = sorted({"step", "config", "history", "state", "generators", "torch_rng"} - set(ckpt))
+    saved = ckpt.get("config", {})
     diff = sorted(k for k in set(saved) | set(config) if k != "steps" and saved.get(k) != config.get(k))
-    if diff:
+    if diff and not missing:
         detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {config.get(k)!r}" for k in diff)
         raise ValueError(
             f"checkpoint {path} was written by a differently configured run ({detail}); "
             "use another checkpoint_dir or resume=False"
         )
+    missing += sorted(f"state[{k!r}]" for k in set(state) - set(ckpt.get("state", {})))
+    missing += sorted(f"generators[{k!r}]" for k in set(generators) - set(ckpt.get("generators", {})))
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks entries this run needs ({', '.join(missing)}); "
+                              f"{remedy}")
     for k, obj in state.items():
         obj.load_state_dict(ckpt["state"][k])
     for k, g in generators.items():
