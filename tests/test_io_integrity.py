@@ -397,3 +397,17 @@ def test_cache_is_the_write_fallback_and_nothing_writable_still_works(data_root,
     finally:
         os.chmod(root, 0o755)
     assert len(calls) == 2 and _same_weights(first, unsaved) and not (root / "models").exists()
+
+
+def test_cache_file_helpers_round_trip_and_recompute_garbage(tmp_path):
+    p = tmp_path / "units" / "gan-0.pkl"
+    assert cache.load_file(p) is None  # absent: a silent miss
+    cache.store_file(p, {"fid": 1.5, "grid": np.arange(4)})
+    back = cache.load_file(p)
+    assert back["fid"] == 1.5 and np.array_equal(back["grid"], np.arange(4))
+    p.write_bytes(b"\x80\x04garbage")
+    with pytest.warns(RuntimeWarning, match="not a latentdist checkpoint"):
+        assert cache.load_file(p) is None
+    _io.write_verified_bytes(p, b"\x80\x04intact frame, broken pickle")
+    with pytest.warns(RuntimeWarning, match="no longer loads"):
+        assert cache.load_file(p) is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -31,7 +32,7 @@ from latentdist._io import (
     write_verified_bytes,
 )
 
-__all__ = ["config_hash", "cache_path", "load", "store", "unwritable"]
+__all__ = ["config_hash", "cache_path", "load", "store", "load_file", "store_file", "unwritable"]
 
 
 def _canonical(obj: Any) -> Any:
@@ -69,28 +70,41 @@ def unwritable() -> str | None:
             "to cache results")
 
 
-def load(claim: str, key: str) -> Any | None:
-    """The cached result, or ``None`` when absent.
+def load_file(path: str | os.PathLike) -> Any | None:
+    """The object pickled at ``path`` by :func:`store_file`, or ``None`` when absent.
 
     An entry that fails its digest check, or whose verified pickle no longer loads (a class that
-    moved), is reported with a ``RuntimeWarning`` and treated as absent, so it is recomputed and
-    overwritten.
+    moved), is reported with a ``RuntimeWarning`` and treated as absent, so the caller recomputes and
+    overwrites it. Use this pair for any per-claim cache (for example per-unit results that let an
+    interrupted run resume).
     """
-    path = cache_path(claim, key)
+    path = Path(path)
     try:
         if not path.is_file():
             return None
         payload = read_verified_bytes(path, what="cached result", remedy="recomputing it")
         return pickle.loads(payload)
     except CheckpointError as exc:
-        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+        warnings.warn(str(exc), RuntimeWarning, stacklevel=3)
     except Exception as exc:  # noqa: BLE001 - an intact pickle of code that changed: recompute it
         warnings.warn(f"cached result {path} no longer loads ({type(exc).__name__}: {exc}); recomputing it",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
     return None
+
+
+def store_file(path: str | os.PathLike, obj: Any) -> Path:
+    """Pickle ``obj`` to ``path`` atomically, framed with its SHA-256 digest (raises ``OSError`` when
+    the cache cannot be written; check :func:`unwritable` first)."""
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return write_verified_bytes(path, payload)
+
+
+def load(claim: str, key: str) -> Any | None:
+    """The cached result of ``claim`` under ``key``, or ``None`` (absent, or corrupted: see
+    :func:`load_file`)."""
+    return load_file(cache_path(claim, key))
 
 
 def store(claim: str, key: str, result: Any) -> Path:
     """Write ``result`` to the cache atomically, framed with its SHA-256 digest."""
-    payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    return write_verified_bytes(cache_path(claim, key), payload)
+    return store_file(cache_path(claim, key), result)
