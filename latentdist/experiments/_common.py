@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from latentdist.generators import MLP, Family, LipschitzMLP
 
-__all__ = ["make_family", "estimate_row", "estimate", "family_at"]
+__all__ = ["make_family", "estimate_row", "estimate", "family_at", "Verdict", "STATUSES", "graded",
+           "require_columns", "bootstrap_ci", "generator_params", "latent_params", "cached_unit",
+           "particles_of", "particle_latent"]
 
 
 def make_family(kind: str, capacity: float, width: int, depth: int) -> Family:
@@ -59,8 +70,6 @@ def load_toy(spec: dict, n: int, seed: int, noise: float = 0.0) -> Any:
 
 def data_affine(ds: Any, x: Any) -> tuple:
     """The isotropic map u -> (u - shift) * scale that :func:`load_toy` applied (for modes and mode std)."""
-    import numpy as np
-
     raw = np.asarray(ds.x, dtype=np.float64)
     shift = raw.mean(0)
     scale = float(np.asarray(x, dtype=np.float64).std() / (raw - shift).std())
@@ -79,3 +88,131 @@ def standard_latents(dim: int, shaped_like: Any = None) -> dict:
     if shaped_like is not None:
         lat["data-shaped"] = normalize(Empirical(shaped_like), "moment")
     return lat
+
+
+# ----------------------------------------------------------------------------------------------- verdicts
+
+#: The three verdicts a claim can get, strongest first.
+STATUSES = ("reproduced", "partial", "not reproduced")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's verdict: one of :data:`STATUSES` and the table facts that decided it.
+
+    Every claim module exposes ``verdict(table) -> Verdict``, a pure function of its summary table, so
+    the rule can be unit-tested on made-up tables and re-applied to cached numbers without recomputing.
+    """
+
+    status: str
+    reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    def to_dict(self) -> dict:
+        """``{'status': ..., 'reasons': [...]}`` for the claim's JSON."""
+        return {"status": self.status, "reasons": list(self.reasons)}
+
+
+def graded(n_pass: int, n_total: int, reasons: list[str]) -> Verdict:
+    """All parts pass -> reproduced, none -> not reproduced, otherwise partial."""
+    if n_total == 0:
+        return Verdict("not reproduced", ("no rows to judge",))
+    status = STATUSES[0] if n_pass == n_total else STATUSES[2] if n_pass == 0 else STATUSES[1]
+    return Verdict(status, tuple(reasons))
+
+
+def require_columns(table: pd.DataFrame, columns: set[str], name: str = "table") -> None:
+    """A verdict's input must carry the columns its rule reads."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
+    missing = sorted(set(columns) - set(table.columns))
+    if missing:
+        raise ValueError(f"{name} lacks the columns {missing} its verdict rule reads")
+
+
+# ------------------------------------------------------------------------------------ statistics, counts
+
+def bootstrap_ci(values: Any, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple:
+    """Mean and percentile-bootstrap CI of the mean of paired differences ``values`` (shape (k,)).
+
+    With a single value the CI collapses to that value (no spread can be claimed); NaN rows raise.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"values must be a non-empty finite array, got {v}")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(v.mean()), float(lo), float(hi)
+
+
+def generator_params(family: Family, in_dim: int, out_dim: int) -> int:
+    """Number of trainable numbers of a generator of ``family`` from R^in_dim to R^out_dim."""
+    return int(sum(p.numel() for p in family.build(in_dim, out_dim).parameters() if p.requires_grad))
+
+
+def latent_params(latent: Any) -> int:
+    """Numbers a latent stores (``prior_parameter_count``: 0 for N(0, I) and U, points for particles)."""
+    from latentdist.train import prior_parameter_count
+
+    return int(prior_parameter_count(latent))
+
+
+# ------------------------------------------------------------------------------------ resumable units
+
+def cached_unit(config: dict, claim: str, version: int, name: str, fn: Callable[[], Any]) -> Any:
+    """Run one unit of work (an anchor, a seed) or read its JSON from ``config['unit_dir']``.
+
+    Full mode sets ``unit_dir`` (under ``figures/``), so a long run interrupted half-way resumes from the
+    units already written, and the units can be committed. The file name carries a hash of the claim's
+    whole configuration (minus ``unit_dir``) and ``version``: a changed config never reuses stale units.
+    ``fn`` must return something JSON can hold (rows as dicts of floats/str, arrays as nested lists).
+    Without ``unit_dir`` (quick mode, tests) ``fn`` simply runs.
+    """
+    unit_dir = config.get("unit_dir")
+    if not unit_dir:
+        return fn()
+    cfg = {k: v for k, v in config.items() if k != "unit_dir"}
+    digest = hashlib.sha256(json.dumps([claim, version, cfg], sort_keys=True, default=str).encode())
+    path = Path(unit_dir) / claim / f"{name}-{digest.hexdigest()[:10]}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    out = json.loads(json.dumps(fn(), default=_jsonable))  # the same object a later resume reads
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)  # atomic: a killed run never leaves half a unit behind
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return np.round(obj.astype(float), 6).tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in a unit file")
+
+
+def particles_of(latent: Any) -> np.ndarray:
+    """The support and weights of a (normalised) particle latent as one array (m, d + 1), for unit files."""
+    from latentdist.latents import Affine, Discrete
+
+    if isinstance(latent, Affine) and isinstance(latent.base, Discrete):
+        pts = ((latent.base.points - latent.shift) * latent.scale).numpy()
+        w = latent.base.weights.numpy()
+    elif isinstance(latent, Discrete):
+        pts, w = latent.points.numpy(), latent.weights.numpy()
+    else:
+        raise TypeError(f"expected a particle latent (Discrete, possibly normalised), got {latent!r}")
+    return np.column_stack([pts, w])
+
+
+def particle_latent(stored: Any) -> Any:
+    """Inverse of :func:`particles_of`: the ``Discrete`` law of stored (m, d + 1) points and weights."""
+    from latentdist.latents import Discrete
+
+    arr = np.asarray(stored, dtype=float)
+    return Discrete(arr[:, :-1], arr[:, -1] / arr[:, -1].sum())
