@@ -21,8 +21,8 @@ def seed_int(seed: SeedLike) -> int:
     if isinstance(seed, bool):
         raise TypeError("seed must be an int, numpy Generator, torch Generator or None, got bool")
     if isinstance(seed, (int, np.integer)):
-        if seed < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
+        if not 0 <= seed < 2**64:  # torch.manual_seed takes 64-bit seeds at most
+            raise ValueError(f"seed must be non-negative and below 2**64, got {seed}")
         return int(seed)
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**63 - 1))

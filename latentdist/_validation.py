@@ -8,6 +8,8 @@ the argument and say what was expected.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -28,6 +30,12 @@ __all__ = [
     "check_int",
     "check_option",
     "check_device",
+    "check_seed",
+    "check_lr",
+    "check_memory",
+    "memory_limit",
+    "check_float32_range",
+    "check_gaussian",
     "to_numpy",
     "to_tensor",
 ]
@@ -234,6 +242,112 @@ def check_option(value: Any, name: str, options: Iterable[str]) -> str:
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; expected one of {options}")
     return value
+
+
+#: Seeds are unsigned 64-bit integers: numpy's SeedSequence takes more, but torch's manual_seed does not.
+SEED_LIMIT = 2**64
+
+
+def check_seed(seed: Any, name: str = "seed") -> Any:
+    """Check a seed (int in [0, 2**64), numpy or torch Generator, or None) without consuming it."""
+    if seed is None or isinstance(seed, (np.random.Generator, torch.Generator)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (Integral, np.integer)):
+        raise TypeError(
+            f"{name} must be an int, numpy Generator, torch Generator or None, got {type(seed).__name__}"
+        )
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise ValueError(f"{name} must be non-negative and below 2**64, got {seed}")
+    return int(seed)
+
+
+def check_lr(lr: Any, name: str = "lr") -> float:
+    """A learning rate: finite, > 0 and at most 1e6 (beyond that every optimiser step overflows)."""
+    return check_scalar(lr, name, low=0.0, high=1e6, low_inclusive=False)
+
+
+def memory_limit() -> int:
+    """Bytes one allocation may take: ``$LATENTDIST_MAX_BYTES`` if set, else half the available RAM.
+
+    Half, because an estimate counts only the main buffer, and the call needs temporaries beside it.
+    """
+    env = os.environ.get("LATENTDIST_MAX_BYTES")
+    if env:
+        try:
+            return int(float(env))
+        except ValueError as exc:
+            raise ValueError(f"LATENTDIST_MAX_BYTES must be a number of bytes, got {env!r}") from exc
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
+        avail = 8 * 2**30
+    return int(avail // 2)
+
+
+def check_memory(nbytes: float, what: str, *, limit: int | None = None) -> None:
+    """Raise ``ValueError`` before allocating when the estimate ``nbytes`` exceeds the memory limit.
+
+    ``what`` names the argument(s) that set the size, e.g. ``"n=10**12 (float32 samples of D=2)"``.
+    The limit is ``limit`` if given, else :func:`memory_limit` (``$LATENTDIST_MAX_BYTES`` or half
+    the available RAM).
+
+    Examples
+    --------
+    >>> check_memory(8 * 10**12, "n=10**12", limit=2**30)
+    Traceback (most recent call last):
+    ...
+    ValueError: n=10**12 needs about 8.0e+12 bytes (8000.0 GB), over the 1.1e+09-byte limit ...
+    """
+    cap = memory_limit() if limit is None else int(limit)
+    if nbytes > cap:
+        raise ValueError(
+            f"{what} needs about {float(nbytes):.1e} bytes ({float(nbytes) / 1e9:.1f} GB), over the "
+            f"{float(cap):.1e}-byte limit (half the available memory, or $LATENTDIST_MAX_BYTES); "
+            "use a smaller size"
+        )
+
+
+def check_float32_range(x: np.ndarray, name: str) -> np.ndarray:
+    """Cast to float32, raising ``ValueError`` (naming ``name``) when finite values overflow to inf."""
+    with np.errstate(over="ignore"):
+        out = np.asarray(x).astype(np.float32)
+    if not np.isfinite(out).all() and np.isfinite(np.asarray(x)).all():
+        raise ValueError(
+            f"{name} has values beyond the float32 range (|v| > 3.4e38), which would become inf; "
+            "reduce the scale or keep float64"
+        )
+    return out
+
+
+def check_gaussian(
+    mean: Any, cov: Any, names: tuple[str, str] = ("mean", "cov")
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a Gaussian's mean (D,) and covariance (D, D): finite, symmetric, positive semi-definite.
+
+    Returns float64 numpy arrays (a scalar mean / 1x1 covariance is accepted for D = 1). Symmetry is
+    checked to 1e-8 relative to the largest entry, PSD as ``min eigenvalue >= -1e-8 * max |eigenvalue|``
+    (round-off in a sample covariance stays well inside both).
+    """
+    mu = to_numpy(check_array(mean, names[0], ndim=(0, 1))).reshape(-1)
+    sigma = to_numpy(check_array(cov, names[1], ndim=(0, 2)))
+    sigma = sigma.reshape(1, 1) if sigma.ndim == 0 else sigma
+    d = mu.shape[0]
+    if d == 0:
+        raise ValueError(f"{names[0]} must have at least one entry")
+    if sigma.shape != (d, d):
+        raise ValueError(f"{names[1]} must have shape ({d}, {d}) to match {names[0]}, got {sigma.shape}")
+    peak = float(np.abs(sigma).max())
+    # Compare at unit scale (np.ldexp is exact) so covariances of 1e300 or 1e-300 are judged alike.
+    unit = np.ldexp(sigma, -math.frexp(peak)[1]) if peak > 0 else sigma
+    if not np.allclose(unit, unit.T, rtol=1e-8, atol=1e-8):
+        raise ValueError(f"{names[1]} must be a symmetric covariance matrix")
+    eig = np.linalg.eigvalsh((unit + unit.T) / 2)
+    if eig.min() < -1e-8 * max(float(np.abs(eig).max()), 0.0):
+        raise ValueError(
+            f"{names[1]} must be positive semi-definite (a covariance), but has eigenvalue "
+            f"{eig.min() * peak / max(np.abs(unit).max(), 1e-300):.3g}"
+        )
+    return mu, sigma
 
 
 def check_device(device: str | torch.device | None) -> torch.device:

@@ -13,18 +13,29 @@ import torch
 from scipy.spatial.distance import pdist
 
 from .._seeding import SeedLike, make_rng
-from .._validation import check_int, check_option, check_scalar, to_numpy
-from ._common import finish, pairwise_sq_dists, prepare_pair, safe_norm_from_sq
+from .._validation import check_int, check_option, check_pair, check_scalar, check_seed, to_numpy
+from ._common import normalize_scale, pairwise_sq_dists, prepare_pair, safe_norm_from_sq, times_pow2, unscale
 
 __all__ = ["mmd2", "energy_distance", "median_bandwidth", "kernel_matrix", "KERNELS"]
 
 KERNELS = ("gaussian", "laplacian", "imq", "energy")
 
+#: k(z, z), exact: the Gram expansion gives ||z - z||^2 ~ 1e-16 * ||z||^2 rather than 0, which a root
+#: turns into ~1e-8 noise on the diagonal of the norm kernels.
+KERNEL_AT_ZERO = {"gaussian": 1.0, "laplacian": 1.0, "imq": 1.0, "energy": 0.0}
+
 
 def median_bandwidth(x: Any, y: Any, *, max_samples: int = 1000, seed: SeedLike = 0) -> float:
     """Median heuristic: the median Euclidean distance ``||z_i - z_j||`` over pairs ``i < j`` of the pooled
     sample ``z = [x; y]``. When the pool exceeds ``max_samples`` points, a seeded subsample of
-    ``max_samples`` points drawn without replacement is used. Computed without gradient.
+    ``max_samples`` points drawn without replacement is used. Computed without gradient, at unit scale
+    (centred and divided by a power of two, then scaled back), so data at 1e-300 or 1e300 is fine.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 pooled points, NaN/inf, mismatched feature dimensions, or a median of 0 (more
+        than half of the pooled pairs coincide).
 
     Examples
     --------
@@ -32,13 +43,18 @@ def median_bandwidth(x: Any, y: Any, *, max_samples: int = 1000, seed: SeedLike 
     2.0
     """
     max_samples = check_int(max_samples, "max_samples", low=2)
-    z = np.concatenate([to_numpy(x), to_numpy(y)])
+    check_seed(seed)
+    x, y = check_pair(x, y)
+    xn, yn, exponent = normalize_scale(to_numpy(x), to_numpy(y))
+    z = np.concatenate([xn, yn])
+    if len(z) < 2:
+        raise ValueError("median_bandwidth needs at least 2 pooled points in x and y together")
     if len(z) > max_samples:
         z = z[make_rng(seed).choice(len(z), max_samples, replace=False)]
     h = float(np.median(pdist(z)))
     if h <= 0:
         raise ValueError("bandwidth='median' is 0 (more than half the pooled pairs coincide); pass a float")
-    return h
+    return float(unscale(h, exponent, 1.0, "median bandwidth"))
 
 
 def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str, bandwidth: float) -> torch.Tensor:
@@ -139,7 +155,19 @@ def mmd2(
     if not isinstance(unbiased, (bool, np.bool_)):
         raise TypeError(f"unbiased must be a bool, got {type(unbiased).__name__}")
     chunk_size = check_int(chunk_size, "chunk_size", low=1)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
+    check_seed(seed)
+    # MMD is translation invariant; centring shrinks ||x||^2 + ||y||^2 and with it the cancellation
+    # error of the Gram expansion ||x||^2 + ||y||^2 - 2<x, y>, which sqrt amplifies for norm kernels.
+    # The data are also divided by a power of two 2^e (exact) so that squared distances neither
+    # overflow nor underflow; the bandwidth is divided by the same factor, which leaves the kernel
+    # values, and so MMD^2, unchanged. The energy kernel -||x - y|| is homogeneous of degree 1.
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
+    if _second_comes_first(x, y, x_weights, y_weights):
+        # MMD^2 is symmetric, but its rounding is not: the pooled centring, the median subsample and the
+        # order of every sum follow the argument order (the energy V-statistic differed at relative 1e-8
+        # on swapping two 2-point samples). Computing in one canonical order makes d(x, y) == d(y, x)
+        # bit for bit; the inputs are already validated under their own names.
+        pair = prepare_pair(y, x, x_weights=y_weights, y_weights=x_weights, min_samples=2, rescale=True)
     if unbiased and (pair.a is not None or pair.b is not None):
         raise ValueError("x_weights/y_weights need unbiased=False (the weighted MMD is a V-statistic)")
     if isinstance(bandwidth, str):
@@ -147,22 +175,48 @@ def mmd2(
         h = 1.0 if kernel == "energy" else median_bandwidth(pair.x, pair.y, seed=seed)
     else:
         h = check_scalar(bandwidth, "bandwidth", low=0.0, low_inclusive=False)
+        h = _scaled_bandwidth(h, pair.exponent)
     n, m = pair.x.shape[0], pair.y.shape[0]
-    # MMD is translation invariant; centring shrinks ||x||^2 + ||y||^2 and with it the cancellation
-    # error of the Gram expansion ||x||^2 + ||y||^2 - 2<x, y>, which sqrt amplifies for norm kernels.
-    centre = torch.cat([pair.x, pair.y]).detach().mean(0)
-    pair.x, pair.y = pair.x - centre, pair.y - centre
     if unbiased:
         sxx = _block_sum(pair.x, pair.x, None, None, kernel, h, chunk_size, True) / (n * (n - 1))
         syy = _block_sum(pair.y, pair.y, None, None, kernel, h, chunk_size, True) / (m * (m - 1))
         sxy = _block_sum(pair.x, pair.y, None, None, kernel, h, chunk_size, False) / (n * m)
     else:
         a, b = pair.weights()
-        k0 = kernel_matrix(pair.x[:1], pair.x[:1], kernel, h)[0, 0]  # k(z, z), the same for every z
+        k0 = KERNEL_AT_ZERO[kernel]  # k(z, z), the same for every z
         sxx = _block_sum(pair.x, pair.x, a, a, kernel, h, chunk_size, True) + k0 * (a * a).sum()
         syy = _block_sum(pair.y, pair.y, b, b, kernel, h, chunk_size, True) + k0 * (b * b).sum()
         sxy = _block_sum(pair.x, pair.y, a, b, kernel, h, chunk_size, False)
-    return finish(sxx + syy - 2.0 * sxy, pair.grad)
+    return pair.result(sxx + syy - 2.0 * sxy, 1.0 if kernel == "energy" else 0.0, f"MMD^2 ({kernel} kernel)")
+
+
+def _second_comes_first(x: Any, y: Any, x_weights: Any, y_weights: Any) -> bool:
+    """Whether ``(y, y_weights)`` precedes ``(x, x_weights)`` in a fixed total order of validated inputs:
+    fewer samples first, then the first differing coordinate, then the first differing weight."""
+    xs, ys = to_numpy(x), to_numpy(y)
+    if xs.shape[0] != ys.shape[0]:
+        return ys.shape[0] < xs.shape[0]
+    pairs = [(xs.ravel(), ys.ravel())]
+    if x_weights is not None or y_weights is not None:
+        uniform = np.full(xs.shape[0], 1.0 / xs.shape[0])
+        pairs.append(tuple(uniform if w is None else to_numpy(w).ravel() / to_numpy(w).sum()
+                           for w in (x_weights, y_weights)))
+    for u, v in pairs:
+        differ = np.flatnonzero(u != v)
+        if differ.size:
+            return bool(v[differ[0]] < u[differ[0]])
+    return False
+
+
+def _scaled_bandwidth(h: float, exponent: int) -> float:
+    """``h / 2**exponent``, the bandwidth in the units of the rescaled data; ``ValueError`` when that
+    ratio is outside float64 (a bandwidth 1e-300 times the data scale makes every kernel value 0)."""
+    scaled = float(times_pow2(h, -exponent))
+    if scaled == 0.0 or not np.isfinite(scaled):
+        raise ValueError(f"bandwidth={h!r} is out of proportion with the data scale (about 2**{exponent}); "
+                         "the kernel would be 0 or 1 everywhere; pass a bandwidth near the data's spread "
+                         "or 'median'")
+    return scaled
 
 
 def energy_distance(

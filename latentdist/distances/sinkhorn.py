@@ -18,7 +18,7 @@ from .._validation import (
     is_tensor,
     to_tensor,
 )
-from ._common import check_p, pairwise_sq_dists
+from ._common import check_p, normalize_scale, pairwise_sq_dists, times_pow2, unscale
 
 __all__ = ["sinkhorn_divergence", "SINKHORN_BACKENDS"]
 
@@ -28,6 +28,10 @@ SINKHORN_BACKENDS = ("auto", "pot", "geomloss")
 # matrices of GeomLoss's tensorized backend and of POT's dense solver stop fitting comfortably in
 # memory, so 'auto' switches to POT's lazy (row-block) solver, whose memory is O((n + m) * batch_size).
 LAZY_THRESHOLD = 5000 * 5000
+
+# Epsilon-scaling sweeps beyond which a (blur, scaling) pair is refused rather than left to run for
+# hours: 20,000 sweeps is blur ~1e-46 of the diameter at the default scaling 0.9 and p = 2.
+MAX_SWEEPS = 20_000
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
@@ -302,6 +306,12 @@ def sinkhorn_divergence(
     tol = check_scalar(tol, "tol", low=0.0)
     batch_size = check_int(batch_size, "batch_size", low=1)
     x, y, a, b, batched, grad = _check_batch(x, y, x_weights, y_weights)
+    # S_eps is translation invariant and, with blur scaled alongside, homogeneous of degree p:
+    # S(cX, cY; c blur) = c^p S(X, Y; blur). It is computed at unit scale (no overflow of
+    # ||x - y||^p near 1e150, no underflow near 1e-150) with blur / 2^e, then scaled back.
+    x, y, exponent = normalize_scale(x, y)
+    diameter = _diameter(x.detach().cpu().numpy(), y.detach().cpu().numpy())
+    blur = _unit_blur(blur, exponent, p, scaling, diameter)
     big = x.shape[1] * y.shape[1] > LAZY_THRESHOLD
     if backend == "auto":
         backend = "pot" if big and not grad and p in (1.0, 2.0) else "geomloss"
@@ -313,10 +323,42 @@ def sinkhorn_divergence(
         values = _divergence_geomloss(x, y, a, b, p, blur, scaling)
     else:
         values = _divergence_pot(x, y, a, b, p, blur, scaling, max_iter, tol, lazy, batch_size)
+    values = unscale(values, exponent, p, "Sinkhorn divergence")
     if grad:
         return values if batched else values.reshape(())
     out = values.detach().cpu().numpy().astype(np.float64)
     return out if batched else float(out[0])
+
+
+def _unit_blur(blur: float, exponent: int, p: float, scaling: float, diameter: float) -> float:
+    """``blur / 2**exponent`` (the blur for data rescaled by :func:`normalize_scale`), refused with a
+    ``ValueError`` when eps = blur^p leaves float64 (the cost / eps ratios then overflow) or when the
+    epsilon-scaling schedule from the diameter down to blur would exceed ``MAX_SWEEPS``."""
+    unit = float(times_pow2(blur, -exponent))
+    # Costs at unit scale are at most 2^p; cost / eps must stay finite, hence eps > 1e-300.
+    eps = unit**p if 0.0 < unit < 1e100 else 0.0
+    if not 1e-300 < eps < 1e300:
+        raise ValueError(
+            f"blur={blur!r} is out of proportion with the data scale (about 2**{exponent}): eps = "
+            f"(blur / scale)^p = {eps:.1e} is outside float64's safe range; pass a blur near the "
+            "data's spread"
+        )
+    # eps far above diameter^p: the dual potentials are eps * log(1 + O(C / eps)), whose rounding
+    # error (1e-16 * eps) swamps S_eps ~ diameter^p; at a ratio of 1e8 it is 1e-8 relative.
+    if diameter > 0 and eps > 1e8 * diameter**p:
+        raise ValueError(
+            f"blur={blur!r} is {unit / diameter:.1e} times the data's diameter (data scale about "
+            f"2**{exponent}): eps = blur^p exceeds diameter^p by more than 1e8 and the divergence is lost "
+            "to rounding; pass a blur near the data's spread"
+        )
+    sweeps = _eps_scaling_sweeps(max(diameter, unit), unit, scaling)
+    if sweeps > MAX_SWEEPS:
+        raise ValueError(
+            f"blur={blur!r} is {diameter / unit:.1e} times smaller than the data's diameter: epsilon "
+            f"scaling at scaling={scaling} would take {sweeps} sweeps (limit {MAX_SWEEPS}); raise blur "
+            "or lower scaling"
+        )
+    return unit
 
 
 def _eps_scaling_sweeps(diameter: float, blur: float, scaling: float) -> int:

@@ -9,7 +9,7 @@ import torch
 
 from .._seeding import SeedLike, make_torch_generator, seed_int
 from .._validation import check_int, check_scalar
-from ._common import check_p, finish, prepare_pair, safe_root
+from ._common import check_p, prepare_pair, safe_root
 
 __all__ = ["sliced_wasserstein", "max_sliced_wasserstein"]
 
@@ -77,7 +77,7 @@ def sliced_wasserstein(
     n_projections = check_int(n_projections, "n_projections", low=1)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
     # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...);
     # that generator takes 32-bit seeds, and spawned seeds are 63-bit, hence the reduction.
     theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed) % 2**32)
@@ -88,7 +88,7 @@ def sliced_wasserstein(
         arrays = [None if t is None else t.detach().cpu().numpy() for t in (pair.x, pair.y, pair.a, pair.b)]
         per_direction = _projected_wpp(*arrays, theta.astype(arrays[0].dtype), p, chunk_size)
         wpp = torch.tensor(float(per_direction.mean()), dtype=torch.float64)
-    return finish(safe_root(wpp.clamp_min(0.0), p), pair.grad)
+    return pair.result(safe_root(wpp.clamp_min(0.0), p), 1.0, "sliced distance")
 
 
 def max_sliced_wasserstein(
@@ -146,7 +146,7 @@ def max_sliced_wasserstein(
     n_iter = check_int(n_iter, "n_iter", low=0)
     n_starts = check_int(n_starts, "n_starts", low=1)
     lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
     xd, yd = pair.x.detach(), pair.y.detach()
     ad = None if pair.a is None else pair.a.detach()
     bd = None if pair.b is None else pair.b.detach()
@@ -175,4 +175,4 @@ def max_sliced_wasserstein(
             best_theta = theta.detach().clone()
     direction = best_theta[:, None]
     wpp = ot.wasserstein_1d(pair.x @ direction, pair.y @ direction, pair.a, pair.b, p=p)[0]
-    return finish(safe_root(wpp.clamp_min(0.0), p), pair.grad)
+    return pair.result(safe_root(wpp.clamp_min(0.0), p), 1.0, "sliced distance")

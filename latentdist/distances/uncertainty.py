@@ -12,11 +12,31 @@ import torch
 
 from .._progress import progress_bar
 from .._seeding import SeedLike, make_rng
-from .._validation import check_int, check_option, check_pair, check_samples, check_scalar, to_numpy
-from .kernel import kernel_matrix, median_bandwidth
+from .._validation import (
+    check_int,
+    check_option,
+    check_pair,
+    check_samples,
+    check_scalar,
+    check_seed,
+    to_numpy,
+)
+from ._common import normalize_scale, scale_exponent, times_pow2, unscale
+from .kernel import KERNEL_AT_ZERO, _scaled_bandwidth, kernel_matrix, median_bandwidth
 from .registry import get_distance
 
 __all__ = ["BootstrapResult", "NoiseFloor", "TwoSampleResult", "bootstrap", "noise_floor", "two_sample_test"]
+
+#: Upper bound on n_boot, n_repeats and n_permutations: a p-value or quantile resolved to 1e-6 is
+#: beyond any use, and larger counts only make a call run for days.
+MAX_REPEATS = 10**6
+
+
+def _finite(values: np.ndarray | float, what: str) -> None:
+    """A NaN or inf statistic is an error, never a result (a NaN observed value used to give p < 0.05)."""
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"the {what} is NaN or inf, so no interval or p-value can be computed; check the "
+                         "distance's arguments and the data's scale")
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,8 @@ def bootstrap(
     True
     """
     x, y = check_pair(x, y, min_samples=2)
-    n_boot = check_int(n_boot, "n_boot", low=2)
+    n_boot = check_int(n_boot, "n_boot", low=2, high=MAX_REPEATS)
+    check_seed(seed)
     alpha = check_scalar(alpha, "alpha", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     xn, yn = to_numpy(x), to_numpy(y)
     call = _resolve(distance, kw)
@@ -115,8 +136,10 @@ def bootstrap(
     reps = np.empty(n_boot)
     for k in progress_bar(range(n_boot), progress=progress, desc="bootstrap"):
         reps[k] = call(xn[rng.integers(0, len(xn), len(xn))], yn[rng.integers(0, len(yn), len(yn))])
+    _finite(value, "distance on the full samples")
+    _finite(reps, "distance on a bootstrap replicate")
     low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return BootstrapResult(value, float(low), float(high), float(reps.std(ddof=1)), reps)
+    return BootstrapResult(value, float(low), float(high), _std(reps), reps)
 
 
 def noise_floor(
@@ -144,7 +167,8 @@ def noise_floor(
     """
     x = check_samples(x, "x", min_samples=4)
     n_half = len(x) // 2 if n is None else check_int(n, "n", low=2, high=len(x) // 2)
-    n_repeats = check_int(n_repeats, "n_repeats", low=1)
+    n_repeats = check_int(n_repeats, "n_repeats", low=1, high=MAX_REPEATS)
+    check_seed(seed)
     xn = to_numpy(x)
     call = _resolve(distance, kw)
     rng = make_rng(seed)
@@ -152,23 +176,38 @@ def noise_floor(
     for k in progress_bar(range(n_repeats), progress=progress, desc="noise floor"):
         perm = rng.permutation(len(xn))
         vals[k] = call(xn[perm[:n_half]], xn[perm[n_half:2 * n_half]])
-    std = float(vals.std(ddof=1)) if n_repeats > 1 else 0.0
+    _finite(vals, "distance between the halves")
+    std = _std(vals) if n_repeats > 1 else 0.0
     return NoiseFloor(float(vals.mean()), std, vals, n_half)
 
 
-def _kernel_permutation_stats(z: np.ndarray, n: int, perms: np.ndarray, kernel: str, bandwidth: float,
+def _std(values: np.ndarray) -> float:
+    """Standard deviation (ddof=1) computed at unit scale: squaring replicates near 1e300 overflows."""
+    e = scale_exponent(values)
+    return float(times_pow2(np.std(times_pow2(values, -e), ddof=1), e))
+
+
+def _permutation_batches(rng: np.random.Generator, size: int, count: int, batch: int = 64):
+    """``count`` permutations of ``range(size)`` drawn in order from ``rng``, ``batch`` rows at a time
+    (so memory is O(batch * size) however large ``count`` is)."""
+    for start in range(0, count, batch):
+        yield np.stack([rng.permutation(size) for _ in range(min(batch, count - start))])
+
+
+def _kernel_permutation_stats(z: np.ndarray, n: int, perms, kernel: str, bandwidth: float,
                               unbiased: bool) -> np.ndarray:
-    """MMD^2 for every row of ``perms`` (indices into the pooled ``z``; first ``n`` are 'x') from one
-    pooled kernel matrix: O(N^2) once, then one (P, N) x (N, N) product per batch of permutations."""
+    """MMD^2 for every row of the (P, N) index batches in ``perms`` (indices into the pooled ``z``; first
+    ``n`` are 'x') from one pooled kernel matrix: O(N^2) once, then one (P, N) x (N, N) product per
+    batch of permutations."""
     zt = torch.as_tensor(z, dtype=torch.float64)
     K = kernel_matrix(zt, zt, kernel, bandwidth)
-    k0 = float(K[0, 0])
+    k0 = KERNEL_AT_ZERO[kernel]
     K.fill_diagonal_(0.0)
     total = float(K.sum())
     N, m = len(z), len(z) - n
     out = []
-    for start in range(0, len(perms), 64):
-        idx = torch.as_tensor(perms[start:start + 64])
+    for rows in perms:
+        idx = torch.as_tensor(rows)
         ind = torch.zeros(len(idx), N, dtype=torch.float64)
         ind.scatter_(1, idx[:, :n], 1.0)
         A = ind @ K
@@ -210,11 +249,11 @@ def two_sample_test(
     True
     """
     x, y = check_pair(x, y, min_samples=2)
-    n_permutations = check_int(n_permutations, "n_permutations", low=1)
+    n_permutations = check_int(n_permutations, "n_permutations", low=1, high=MAX_REPEATS)
+    check_seed(seed)
     xn, yn = to_numpy(x), to_numpy(y)
     z, n = np.concatenate([xn, yn]), len(xn)
     rng = make_rng(seed)
-    perms = np.stack([rng.permutation(len(z)) for _ in range(n_permutations)])
     if statistic in ("mmd", "energy") and len(z) <= 5000 and "x_weights" not in kw and "y_weights" not in kw:
         kw = dict(kw)
         kernel = "energy" if statistic == "energy" else kw.pop("kernel", "gaussian")
@@ -228,21 +267,29 @@ def two_sample_test(
             check_option(kernel, "kernel", ("gaussian", "laplacian", "imq", "energy"))
         if not isinstance(unbiased, (bool, np.bool_)):
             raise TypeError(f"unbiased must be a bool, got {type(unbiased).__name__}")
+        # As in mmd2: the pooled sample at unit scale (centred, divided by 2^e), the bandwidth with it.
+        xs, ys, exponent = normalize_scale(xn, yn)
+        zs = np.concatenate([xs, ys])
         if kernel == "energy":
             h = 1.0
         elif isinstance(bw, str):
             check_option(bw, "bandwidth", ["median"])
-            h = median_bandwidth(xn, yn, seed=bw_seed)
+            h = median_bandwidth(xs, ys, seed=bw_seed)
         else:
-            h = check_scalar(bw, "bandwidth", low=0.0, low_inclusive=False)
-        identity = np.arange(len(z))[None, :]
-        stats = _kernel_permutation_stats(z, n, np.concatenate([identity, perms]), kernel, h, unbiased)
+            h = _scaled_bandwidth(check_scalar(bw, "bandwidth", low=0.0, low_inclusive=False), exponent)
+        batches = [np.arange(len(z))[None, :], *_permutation_batches(rng, len(z), n_permutations)]
+        stats = _kernel_permutation_stats(zs, n, batches, kernel, h, unbiased)
+        stats = unscale(stats, exponent, 1.0 if kernel == "energy" else 0.0, f"MMD^2 ({kernel} kernel)")
         observed, null = float(stats[0]), stats[1:]
     else:
         call = _resolve(statistic, kw)
         observed = call(xn, yn)
         null = np.empty(n_permutations)
-        for k in progress_bar(range(n_permutations), progress=progress, desc="permutations"):
-            null[k] = call(z[perms[k, :n]], z[perms[k, n:]])
+        perms = (perm for rows in _permutation_batches(rng, len(z), n_permutations) for perm in rows)
+        bar = progress_bar(perms, total=n_permutations, progress=progress, desc="permutations")
+        for k, perm in enumerate(bar):
+            null[k] = call(z[perm[:n]], z[perm[n:]])
+    _finite(observed, "observed statistic")
+    _finite(null, "statistic on a permutation")
     p_value = (1.0 + np.sum(null >= observed)) / (1.0 + n_permutations)
     return TwoSampleResult(observed, float(p_value), null)

@@ -8,7 +8,7 @@ import ot
 import torch
 
 from .._validation import check_int
-from ._common import check_p, finish, pairwise_sq_dists, prepare_pair, safe_norm_from_sq, safe_root
+from ._common import check_p, pairwise_sq_dists, prepare_pair, safe_norm_from_sq, safe_root
 
 __all__ = ["wasserstein", "wasserstein_cost_matrix"]
 
@@ -76,7 +76,9 @@ def wasserstein(
     """
     p = check_p(p)
     num_iter_max = check_int(num_iter_max, "num_iter_max", low=1)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2)
+    # W_p is translation invariant and homogeneous of degree 1: it is computed on centred data at unit
+    # scale (where ||x - y||^p neither overflows nor underflows) and scaled back.
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
     if pair.x.shape[1] == 1:
         # (n, 1) columns: POT's batched 1-D path, one column, returns shape (1,).
         wpp = ot.wasserstein_1d(pair.x, pair.y, pair.a, pair.b, p=p)[0]
@@ -86,4 +88,4 @@ def wasserstein(
         if not pair.grad:
             cost, a, b = cost.detach(), a.detach(), b.detach()
         wpp = ot.emd2(a, b, cost, numItermax=num_iter_max)
-    return finish(safe_root(wpp.clamp_min(0.0), p), pair.grad)
+    return pair.result(safe_root(wpp.clamp_min(0.0), p), 1.0, "wasserstein distance")
