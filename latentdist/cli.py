@@ -5,6 +5,10 @@
     latentdist repro [--quick | --full] [--only R2 R3] [--out DIR] [--no-cache]
     latentdist distance --latent gaussian --data spiral --family mlp --width 32 --distance w2
     latentdist datasets
+    latentdist --version
+
+A ``repro`` that includes a claim needing MNIST (its module sets ``NEEDS_MNIST = True``) first makes
+sure MNIST is on disk, fetching it if needed, and otherwise stops with one message before computing.
 
 Bad options exit with status 2 and a message naming the option (argparse's convention).
 """
@@ -47,12 +51,25 @@ def _positive_float(name: str):
     return parse
 
 
+def _version() -> str:
+    """The installed distribution's version (the package's own when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("latentdist")
+    except PackageNotFoundError:
+        from latentdist import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and documentation)."""
     from latentdist.experiments.config import CLAIMS
 
     parser = argparse.ArgumentParser(prog="latentdist",
                                      description="Latent-data distances (Hu et al., 2023).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{repro,distance,datasets}")
     sub.required = True
 
@@ -90,9 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mnist_preflight(claims: Sequence[str], progress: bool) -> str | None:
+    """Fetch MNIST now if a claim declares ``NEEDS_MNIST``; the error text when it cannot be had.
+
+    Runs before any computation, so a machine without MNIST and without a reachable mirror stops
+    within seconds instead of failing after the claims that do not need it.
+    """
+    from latentdist.experiments.runner import experiment_module
+
+    need = [c for c in claims if getattr(experiment_module(c), "NEEDS_MNIST", False)]
+    if not need:
+        return None
+    from latentdist.data.mnist import MNISTUnavailableError, ensure_mnist
+
+    try:
+        ensure_mnist(progress=progress)
+    except MNISTUnavailableError as exc:
+        return f"{', '.join(need)} need{'s' if len(need) == 1 else ''} MNIST; nothing was computed.\n{exc}"
+    return None
+
+
 def _cmd_repro(args: argparse.Namespace) -> int:
+    from latentdist.experiments.config import CLAIMS
     from latentdist.experiments.runner import run_all
 
+    problem = _mnist_preflight(args.only or CLAIMS, progress=not args.no_progress)
+    if problem is not None:
+        print(f"latentdist: error: {problem}", file=sys.stderr)
+        return 1
     mode = args.mode or "quick"
     results = run_all(args.only, mode, out=args.out, use_cache=not args.no_cache,
                       progress=not args.no_progress, log=print)

@@ -159,12 +159,12 @@ def test_missing_files_say_where_and_how(tmp_path, monkeypatch):
     monkeypatch.delenv("LATENTDIST_DATA", raising=False)
     monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError) as err:
-        load_mnist()
+        load_mnist(download=False)
     msg = str(err.value)
     assert str(tmp_path / "cache" / "data" / "mnist") in msg
-    assert "LATENTDIST_DATA" in msg and "root=" in msg and "download=True" in msg
+    assert "LATENTDIST_DATA" in msg and "LATENTDIST_MNIST_URL" in msg and "download=False" in msg
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "elsewhere")):
-        load_mnist(root=tmp_path / "elsewhere")
+        load_mnist(root=tmp_path / "elsewhere", download=False)
 
 
 def _copy_root(src: Path, dst: Path, corrupt: str | None = None) -> Path:
@@ -229,7 +229,7 @@ def test_download_from_mirror(mnist_root, tmp_path):
 
 def test_download_rejects_bad_checksum_and_writes_nothing(mnist_root, tmp_path):
     bad = _mirror(mnist_root, tmp_path / "bad", corrupt="train-labels-idx1-ubyte.gz")
-    with pytest.raises(OSError, match="train-labels-idx1-ubyte.gz.*\n.*md5 .* != expected d53e105e"):
+    with pytest.raises(OSError, match="train-labels-idx1-ubyte.gz: md5 .* != expected d53e105e"):
         download_mnist(tmp_path / "root", mirrors=[bad], progress=False)
     written = sorted(p.name for p in (tmp_path / "root" / "mnist").iterdir())
     assert "train-labels-idx1-ubyte.gz" not in written
@@ -240,12 +240,15 @@ def test_download_rejects_bad_checksum_and_writes_nothing(mnist_root, tmp_path):
     assert sorted(p.name for p in (tmp_path / "root" / "mnist").iterdir()) == sorted(GZ_FILES)
 
 
-def test_load_with_download_uses_module_mirrors(mnist_root, tmp_path, monkeypatch):
+def test_load_downloads_by_default_from_module_mirrors_into_the_cache(mnist_root, tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_mod, "MIRRORS", (_mirror(mnist_root, tmp_path / "m"),))
-    monkeypatch.setenv("LATENTDIST_DATA", str(tmp_path / "data"))
-    x, y = load_mnist("test", download=True, n=3, seed=0)
+    monkeypatch.delenv("LATENTDIST_MNIST_URL", raising=False)
+    monkeypatch.setenv("LATENTDIST_DATA", str(tmp_path / "data"))  # empty: the download goes to the cache
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
+    x, y = load_mnist("test", n=3, seed=0)
     assert x.shape == (3, 1, 28, 28)
-    assert (tmp_path / "data" / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+    assert (tmp_path / "cache" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+    assert not (tmp_path / "data").exists()
 
 
 # ----------------------------------------------------------------- sklearn digits

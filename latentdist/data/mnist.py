@@ -1,15 +1,24 @@
 """Real MNIST from the original IDX files: parsing, md5 verification, download, subsets.
 
 Files live in ``<root>/mnist/`` as ``train-images-idx3-ubyte.gz`` and friends (the raw,
-uncompressed files are accepted too). ``root`` is, in order: the ``root`` argument, the
-``$LATENTDIST_DATA`` environment variable, the user cache ``cache_dir('data')``.
+uncompressed files are accepted too). They are looked for, in order, under the ``root`` argument,
+``$LATENTDIST_DATA`` and the user cache ``<cache>/data`` (``$LATENTDIST_CACHE``, default
+``~/.cache/latentdist``). When they are in none of these, :func:`load_mnist` fetches them into the
+user cache on first use: from ``$LATENTDIST_MNIST_URL`` when set (a mirror's base URL, or a local
+directory or ``file://`` URL holding the four ``.gz`` files), else from :data:`MIRRORS`, in turn.
+Every file is md5-verified before it is written, and written atomically.
+
+When nothing answers, :class:`MNISTUnavailableError` says where the files were looked for, what each
+mirror answered, which variable to set, and how to run the toolkit without MNIST.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
+import re
 import urllib.error
 import urllib.request
 import zlib
@@ -18,12 +27,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, cache_dir
+from .._io import atomic_write_bytes, cache_root
 from .._progress import progress_bar
 from .._seeding import SeedLike, make_rng
-from .._validation import check_int, check_option
+from .._validation import check_int, check_option, check_scalar
 
-__all__ = ["load_mnist", "read_idx", "download_mnist", "mnist_root", "MNIST_FILES", "MNIST_MD5", "MIRRORS"]
+__all__ = [
+    "load_mnist",
+    "read_idx",
+    "download_mnist",
+    "ensure_mnist",
+    "mnist_root",
+    "mnist_mirrors",
+    "MNISTUnavailableError",
+    "MNIST_FILES",
+    "MNIST_MD5",
+    "MIRRORS",
+    "MNIST_URL_ENV",
+    "WITHOUT_MNIST",
+]
 
 #: The four files of each split: (images, labels).
 MNIST_FILES = {
@@ -48,6 +70,18 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
+
+#: Environment variable naming the mirror(s) to use instead of :data:`MIRRORS` (see :func:`mnist_mirrors`).
+MNIST_URL_ENV = "LATENTDIST_MNIST_URL"
+
+#: How to reproduce everything that does not need MNIST (quoted in every "MNIST unavailable" message).
+WITHOUT_MNIST = "latentdist repro --quick --only R1 R2 R3 R4 R6"
+
+_CHUNK = 1 << 16
+
+
+class MNISTUnavailableError(FileNotFoundError):
+    """MNIST is neither on disk nor obtainable from any mirror (or every copy failed its md5 check)."""
 
 _IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -133,7 +167,7 @@ def _check_file(path: Path) -> None:
     if not _verified(str(path), st.st_mtime_ns, st.st_size):
         raise ValueError(
             f"{path} fails its md5 check (expected {MNIST_MD5[path.name]}); the file is corrupt or "
-            "not the original MNIST file: delete it and reload with download=True"
+            "not the original MNIST file: delete it, and load_mnist fetches a verified copy"
         )
 
 
@@ -148,7 +182,9 @@ def _candidate_roots(root: str | os.PathLike | None) -> list[Path]:
     if root is not None:
         return [Path(root)]
     env = os.environ.get("LATENTDIST_DATA")
-    return ([Path(env)] if env else []) + [cache_dir("data")]
+    # The cache path is not created here: loading files that are already present must work on a
+    # machine where the cache is not writable.
+    return ([Path(env)] if env else []) + [cache_root("data")]
 
 
 def mnist_root(root: str | os.PathLike | None = None) -> Path | None:
@@ -159,18 +195,93 @@ def mnist_root(root: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def mnist_mirrors() -> tuple[str, ...]:
+    """The mirrors :func:`download_mnist` tries, in order: ``$LATENTDIST_MNIST_URL`` when set, else
+    :data:`MIRRORS`.
+
+    ``LATENTDIST_MNIST_URL`` holds one or more entries separated by commas or white space; each is a
+    base URL serving ``<url>/train-images-idx3-ubyte.gz`` and the other three files (any scheme urllib
+    reads: ``https://``, ``http://``, ``file://``), or a local directory holding the files (or holding
+    ``mnist/`` with them), for users behind a proxy or with a copy on disk.
+
+    Returns
+    -------
+    tuple of str
+        Base URLs, each ending in ``/``.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["LATENTDIST_MNIST_URL"] = "http://127.0.0.1:8000/mnist"
+    >>> mnist_mirrors()
+    ('http://127.0.0.1:8000/mnist/',)
+    >>> del os.environ["LATENTDIST_MNIST_URL"]
+    """
+    entries = [e for e in re.split(r"[\s,]+", os.environ.get(MNIST_URL_ENV, "")) if e]
+    if not entries:
+        return MIRRORS
+    return tuple(_as_base_url(e) for e in entries)
+
+
+def _as_base_url(entry: str) -> str:
+    if "://" not in entry:  # a local directory
+        path = Path(entry).expanduser().resolve()
+        if not (path / (MNIST_FILES["train"][0] + ".gz")).is_file() and (path / "mnist").is_dir():
+            path = path / "mnist"
+        entry = path.as_uri()
+    return entry.rstrip("/") + "/"
+
+
+def _fetch(url: str, timeout: float, progress: bool, name: str) -> bytes:
+    """The body at ``url``, read in chunks under a byte progress bar."""
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        length = resp.headers.get("Content-Length") if resp.headers is not None else None
+        total = int(length) if length and length.isdigit() else None
+        buf = io.BytesIO()
+        with progress_bar(total=total, progress=progress, desc=name, unit="B", unit_scale=True,
+                          unit_divisor=1024) as bar:
+            for block in iter(lambda: resp.read(_CHUNK), b""):
+                buf.write(block)
+                bar.update(len(block))
+    return buf.getvalue()
+
+
+def _unavailable(what: str, attempts: list[str], root: str | os.PathLike | None) -> MNISTUnavailableError:
+    looked = ", ".join(str(c / "mnist") for c in _candidate_roots(root))
+    return MNISTUnavailableError(
+        f"MNIST is not available: {what}.\n"
+        f"Looked on disk in: {looked}.\n"
+        "Mirrors tried:\n  " + "\n  ".join(attempts) + "\n"
+        f"Fix: set {MNIST_URL_ENV} to a mirror's base URL or to a local directory holding the four "
+        "MNIST .gz files (or set LATENTDIST_DATA to a directory holding mnist/).\n"
+        f"To run without MNIST: {WITHOUT_MNIST}"
+    )
+
+
 def download_mnist(
     root: str | os.PathLike | None = None,
     *,
     mirrors: tuple[str, ...] | list[str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 10.0,
     progress: bool = True,
 ) -> Path:
-    """Download the four MNIST ``.gz`` files that are missing from ``<root>/mnist/``.
+    """Download the MNIST ``.gz`` files that are missing from ``<root>/mnist/``.
 
-    Each file is fetched with ``urllib`` from the first mirror that serves it with the
-    published md5, then written atomically; a file that fails its checksum is never
-    written. ``root`` defaults to ``$LATENTDIST_DATA`` or the user cache.
+    Each file is fetched from the first mirror that serves it with its published md5 (the others are
+    tried in turn), then written atomically (temporary file and rename), so an interrupted or
+    corrupted download never leaves a file behind. Files already present are kept.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Data root; default: the user cache ``<cache>/data`` (never ``$LATENTDIST_DATA``, which is
+        often a read-only shared copy).
+    mirrors : sequence of str, optional
+        Base URLs (or local directories); default :func:`mnist_mirrors`.
+    timeout : float
+        Seconds a mirror may stay silent (connection or read) before the next one is tried.
+    progress : bool
+        Byte progress bar per file.
 
     Returns
     -------
@@ -179,38 +290,86 @@ def download_mnist(
 
     Raises
     ------
-    OSError
-        If some file could not be fetched with a valid checksum from any mirror; the
-        message lists every attempt.
+    MNISTUnavailableError
+        A file could not be fetched with a valid md5 from any mirror; the message lists every attempt,
+        the variable to set, and how to run without MNIST. Files fetched before it are kept.
+
+    Examples
+    --------
+    >>> download_mnist(progress=False)  # doctest: +SKIP
+    PosixPath('.../.cache/latentdist/data')
     """
-    target = _candidate_roots(root)[0]
-    mirrors = tuple(MIRRORS if mirrors is None else mirrors)
-    if not mirrors:
+    timeout = check_scalar(timeout, "timeout", low=0.0, low_inclusive=False)
+    target = Path(root) if root is not None else cache_root("data")
+    bases = [_as_base_url(str(m)) for m in (mnist_mirrors() if mirrors is None else mirrors)]
+    if not bases:
         raise ValueError("mirrors must list at least one base URL")
     directory = target / "mnist"
-    stems = [s for pair in MNIST_FILES.values() for s in pair]
-    for stem in progress_bar(stems, progress=progress, desc="MNIST download"):
+    for stem in [s for pair in MNIST_FILES.values() for s in pair]:
         if _find(directory, stem) is not None:
             continue
         fname = stem + ".gz"
         failures = []
-        for base in mirrors:
-            url = base.rstrip("/") + "/" + fname
+        for base in bases:
+            url = base + fname
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    data = resp.read()
+                data = _fetch(url, timeout, progress, fname)
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                failures.append(f"{url}: {exc}")
+                failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
                 continue
             digest = hashlib.md5(data).hexdigest()
             if digest != MNIST_MD5[fname]:
-                failures.append(f"{url}: md5 {digest} != expected {MNIST_MD5[fname]}")
+                failures.append(f"{url}: md5 {digest} != expected {MNIST_MD5[fname]} (corrupt or not the "
+                                "original file; not written)")
                 continue
             atomic_write_bytes(directory / fname, data)
             break
         else:
-            raise OSError(f"could not download {fname}; attempts:\n  " + "\n  ".join(failures))
+            raise _unavailable(f"no mirror gave {fname} with its published md5", failures, root)
     return target
+
+
+def ensure_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    timeout: float = 10.0,
+    progress: bool = True,
+) -> Path:
+    """The data root holding all four MNIST files, fetching them into the cache first if needed.
+
+    Commands that need MNIST call this before computing anything, so a machine without MNIST and
+    without a reachable mirror fails within seconds, with one message.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        As in :func:`load_mnist`.
+    download : bool
+        ``False`` only looks on disk.
+    timeout, progress
+        As in :func:`download_mnist`.
+
+    Returns
+    -------
+    pathlib.Path
+        A root whose ``mnist/`` holds the files.
+
+    Raises
+    ------
+    MNISTUnavailableError
+        The files are on no candidate root and (with ``download``) no mirror served them.
+    """
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be a bool, got {type(download).__name__}")
+    found = mnist_root(root)
+    if found is not None:
+        return found
+    if not download:
+        raise _unavailable("the files are not on disk and download=False", ["none (download=False)"], root)
+    found = mnist_root(download_mnist(root, timeout=timeout, progress=progress))
+    assert found is not None  # download_mnist raises unless every file is in place
+    return found
 
 
 @lru_cache(maxsize=4)
@@ -233,7 +392,7 @@ def load_mnist(
     split: str = "train",
     *,
     root: str | os.PathLike | None = None,
-    download: bool = False,
+    download: bool = True,
     n: int | None = None,
     digits: int | list[int] | tuple[int, ...] | None = None,
     seed: SeedLike = 0,
@@ -249,8 +408,10 @@ def load_mnist(
         60,000 training or 10,000 test images.
     root : path-like, optional
         Directory holding ``mnist/``; default ``$LATENTDIST_DATA``, then the user cache.
-    download : bool
-        Fetch missing files (see :func:`download_mnist`).
+    download : bool, default True
+        Fetch missing files into the user cache (or ``root``) on first use, from
+        ``$LATENTDIST_MNIST_URL`` or the canonical mirrors (see :func:`download_mnist`); ``False``
+        only reads from disk.
     n : int, optional
         Size of a seeded random subset drawn without replacement, kept in file order. The files are
         not exchangeable (writers are grouped), so shuffle before splitting a subset by position.
@@ -264,6 +425,11 @@ def load_mnist(
     images : numpy.ndarray, shape (n, 1, 28, 28), float32
     labels : numpy.ndarray, shape (n,), int64
 
+    Raises
+    ------
+    MNISTUnavailableError
+        Not on disk and not obtainable (a ``FileNotFoundError``; the message says what to do).
+
     Examples
     --------
     >>> x, y = load_mnist("test", n=100, digits=[0, 1], seed=0)  # doctest: +SKIP
@@ -271,8 +437,6 @@ def load_mnist(
     ((100, 1, 28, 28), True)
     """
     split = check_option(split, "split", list(MNIST_FILES))
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be a bool, got {type(download).__name__}")
     keep = None
     if digits is not None:
         seq = [digits] if isinstance(digits, (int, np.integer)) and not isinstance(digits, bool) else digits
@@ -286,15 +450,7 @@ def load_mnist(
     if n is not None:
         n = check_int(n, "n", low=1)
 
-    found = mnist_root(root)
-    if found is None and download:
-        found = mnist_root(download_mnist(root))
-    if found is None:
-        looked = ", ".join(str(c / "mnist") for c in _candidate_roots(root))
-        raise FileNotFoundError(
-            f"MNIST files not found; looked in: {looked}. Set LATENTDIST_DATA to the directory holding "
-            "mnist/, pass root=..., or pass download=True."
-        )
+    found = ensure_mnist(root, download=download)
     paths = [_find(found / "mnist", s) for s in MNIST_FILES[split]]
     for p in paths:
         _check_file(p)

@@ -26,6 +26,8 @@ __all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run"]
 CLAIM = "R5"
 TITLE = "DAE vs joint autoencoder on MNIST"
 VERSION = 3
+#: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
+NEEDS_MNIST = True
 
 
 def _score(res, x_train, real, config: dict, seed: int) -> tuple[dict, np.ndarray]:
