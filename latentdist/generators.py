@@ -246,31 +246,46 @@ class LipschitzMLP(Family):
 class ConvDecoder(Family):
     """DCGAN-style decoder R^d -> [0, 1]^{1x28x28}; capacity = channel multiplier ``channels``.
 
-    Linear(d -> 2c·7·7) -> ReLU -> ConvT(2c -> c, 4, stride 2) -> ReLU -> ConvT(c -> 1, 4, stride 2)
-    -> sigmoid (or identity with ``output='linear'``). ``out_dim`` must be 784; the module returns
-    images of shape (n, 1, 28, 28). Distances treat them as flat vectors.
+    Linear(d -> 2c·7·7) -> ReLU -> ConvT(2c -> c, 4, stride 2) -> ReLU -> [Conv(c -> c, 3) -> ReLU] x depth
+    -> ConvT(c -> 1, 4, stride 2) -> sigmoid (or identity with ``output='linear'``, e.g. logits for a
+    BCE-with-logits loss). ``out_dim`` must be 784; the module returns images of shape (n, 1, 28, 28).
+    Distances treat them as flat vectors.
+
+    The three knobs that weaken a DAE's auxiliary decoder (docs/theory.md §4) are ``channels`` (width),
+    ``depth`` (extra 3x3 convolutions at 14x14) and ``dropout``: ``Dropout2d(dropout)`` (whole feature maps
+    dropped, active in train mode only) after every hidden activation.
     """
 
     channels: int = 32
     output: str = "sigmoid"
+    depth: int = 0
+    dropout: float = 0.0
     capacity_param: str = _capacity_field("channels")
 
     def __post_init__(self):
         check_int(self.channels, "channels", low=1)
         check_option(self.output, "output", ("sigmoid", "linear"))
+        check_int(self.depth, "depth", low=0)
+        check_scalar(self.dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
 
     def _build(self, in_dim, out_dim):
         if out_dim != 784:
             raise ValueError(f"out_dim must be 784 (1x28x28) for ConvDecoder, got {out_dim}")
         c = self.channels
+        # Dropout2d after the Unflatten: on the linear layer's output it drops whole 7x7 feature maps too.
+        drop = [nn.Dropout2d(self.dropout)] if self.dropout > 0 else []
         layers: list[nn.Module] = [
             nn.Linear(in_dim, 2 * c * 7 * 7),
             nn.ReLU(),
             nn.Unflatten(1, (2 * c, 7, 7)),
+            *drop,
             nn.ConvTranspose2d(2 * c, c, kernel_size=4, stride=2, padding=1),
             nn.ReLU(),
-            nn.ConvTranspose2d(c, 1, kernel_size=4, stride=2, padding=1),
+            *drop,
         ]
+        for _ in range(self.depth):
+            layers += [nn.Conv2d(c, c, kernel_size=3, padding=1), nn.ReLU(), *drop]
+        layers.append(nn.ConvTranspose2d(c, 1, kernel_size=4, stride=2, padding=1))
         if self.output == "sigmoid":
             layers.append(nn.Sigmoid())
         return nn.Sequential(*layers)

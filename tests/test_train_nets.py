@@ -89,7 +89,8 @@ def test_weaken_bad_input():
     with pytest.raises(ValueError, match="width_mult"):
         weaken(MLP(), width_mult=0.0)
     with pytest.raises(ValueError, match="depth"):
-        weaken(ConvDecoder(), depth=2)
+        weaken(Linear(), depth=2)
+    assert weaken(ConvDecoder(), depth=2).depth == 2  # ConvDecoder has a depth knob now
     with pytest.raises(ValueError, match="'channels' or 'width'"):
         weaken(Linear(), width_mult=0.5)
     with pytest.raises(ValueError, match="dropout"):
