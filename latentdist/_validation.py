@@ -34,7 +34,7 @@ __all__ = [
     "check_lr",
     "check_memory",
     "memory_limit",
-    "check_float32_range",
+    "check_cast",
     "check_gaussian",
     "to_numpy",
     "to_tensor",
@@ -307,14 +307,21 @@ def check_memory(nbytes: float, what: str, *, limit: int | None = None) -> None:
         )
 
 
-def check_float32_range(x: np.ndarray, name: str) -> np.ndarray:
-    """Cast to float32, raising ``ValueError`` (naming ``name``) when finite values overflow to inf."""
-    with np.errstate(over="ignore"):
-        out = np.asarray(x).astype(np.float32)
-    if not np.isfinite(out).all() and np.isfinite(np.asarray(x)).all():
+def check_cast(x: np.ndarray | torch.Tensor, dtype: Any, name: str) -> np.ndarray | torch.Tensor:
+    """Cast ``x`` to ``dtype`` (numpy or torch), raising ``ValueError`` naming ``name`` when an entry
+    is or becomes non-finite (values beyond float32's 3.4e38 silently turn into inf otherwise)."""
+    if is_tensor(x):
+        out = x.to(dtype)
+        bad = not bool(torch.isfinite(out.detach()).all())
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(x).astype(dtype)
+        bad = not bool(np.isfinite(out).all())
+    if bad:
+        top = float(torch.finfo(out.dtype).max if is_tensor(out) else np.finfo(out.dtype).max)
         raise ValueError(
-            f"{name} has values beyond the float32 range (|v| > 3.4e38), which would become inf; "
-            "reduce the scale or keep float64"
+            f"{name} has values beyond the range of {out.dtype} (|v| <= {top:.1e}) or not finite; "
+            "reduce the scale (e.g. normalize)" + ("" if top > 1e300 else " or keep float64")
         )
     return out
 

@@ -25,7 +25,9 @@ from latentdist._seeding import SeedLike, make_torch_generator
 from latentdist._validation import (
     ArrayLike,
     check_array,
+    check_cast,
     check_int,
+    check_memory,
     check_option,
     check_samples,
     check_scalar,
@@ -61,9 +63,10 @@ class Latent(ABC):
     ) -> torch.Tensor:
         """Draw ``n`` samples, shape (n, dim). The same ``seed`` gives the same samples on CPU."""
         n = check_int(n, "n", low=1)
+        check_memory(16.0 * n * self.dim, f"n={n} samples of dim={self.dim}")
         gen = make_torch_generator(seed)
-        z = self._sample(n, gen)
-        return z.to(device=device, dtype=dtype)
+        z = check_cast(self._sample(n, gen), dtype, f"samples of {self!r}")
+        return z.to(device=device)
 
     def sample_each(
         self, n: int, generators: Sequence[torch.Generator], *, device: str | torch.device = "cpu",
@@ -84,7 +87,9 @@ class Latent(ABC):
         n = check_int(n, "n", low=1)
         if not generators or not all(isinstance(g, torch.Generator) for g in generators):
             raise TypeError("generators must be a non-empty sequence of torch.Generator")
-        return torch.stack([self._sample(n, g) for g in generators]).to(device=device, dtype=dtype)
+        check_memory(16.0 * n * self.dim * len(generators), f"n={n} samples of dim={self.dim}")
+        stack = torch.stack([self._sample(n, g) for g in generators])
+        return check_cast(stack, dtype, f"samples of {self!r}").to(device=device)
 
     @abstractmethod
     def _sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -118,6 +123,7 @@ class Gaussian(Latent):
 
     def __init__(self, dim: int, mean: ArrayLike | None = None, cov: ArrayLike | None = None):
         self.dim = check_int(dim, "dim", low=1)
+        check_memory(8.0 * dim * dim, f"dim={dim} (a dense {dim} x {dim} float64 covariance)")
         self.mean = torch.zeros(dim, dtype=torch.float64) if mean is None else _vector(mean, "mean", dim)
         if cov is None:
             self.cov = torch.eye(dim, dtype=torch.float64)
@@ -273,7 +279,7 @@ class Pushforward(Latent):
         if arr.ndim < 2 or arr.shape[0] < 1:
             raise ValueError(f"data must have shape (n, ...) with n >= 1, got {tuple(arr.shape)}")
         batch_size = check_int(batch_size, "batch_size", low=1)
-        x = to_tensor(arr, dtype=torch.float32).detach()
+        x = check_cast(to_tensor(arr).detach(), torch.float32, "data")
         codes = []
         was_training = getattr(encoder, "training", False)
         if hasattr(encoder, "eval"):
@@ -413,4 +419,4 @@ def make_latent(name: str, dim: int) -> Latent:
 def as_latent_points(z: ArrayLike, dim: int | None = None, name: str = "z") -> torch.Tensor:
     """Validate an explicit array of latent points (n, dim) and return a float32 tensor."""
     arr = check_samples(z, name, dim=dim)
-    return to_tensor(arr, dtype=torch.float32)
+    return check_cast(to_tensor(arr), torch.float32, name)

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.datasets import make_s_curve, make_swiss_roll
 
 from .._seeding import SeedLike, make_rng, spawn_seeds
-from .._validation import check_array, check_int, check_option, check_scalar
+from .._validation import check_array, check_cast, check_int, check_memory, check_option, check_scalar
 from ._dataset import ChartDistance, ToyDataset, arc_distance, point_set_distance
 
 __all__ = ["make_dataset", "available_datasets", "ToyDataset"]
@@ -457,13 +457,19 @@ def make_dataset(
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(f"unknown keyword(s) {unknown} for dataset {name!r}; accepted: {sorted(allowed)}")
+    if ambient_dim is not None:
+        ambient_dim = check_int(ambient_dim, "ambient_dim")
+    # Three float64 buffers of (n, D) at most (samples, embedded samples, noise); D0 <= 4 natively
+    # except for 'gaussian' and 'sphere', whose own dimension keyword sets it.
+    width = max(ambient_dim or 0, 4, *(int(v) for k, v in params.items() if k in ("k", "dim")
+                                       and isinstance(v, (int, np.integer))))
+    check_memory(24.0 * n * width, f"n={n} samples of dimension {width} (n and ambient_dim)")
     data_seed, embed_seed, noise_seed = spawn_seeds(seed, 3)
     nat = _DATASETS[name](n, make_rng(data_seed), **params)
     x = np.asarray(nat.x, dtype=np.float64)
     native_dim = x.shape[1]
     embedding = None
     if ambient_dim is not None:
-        ambient_dim = check_int(ambient_dim, "ambient_dim")
         if ambient_dim < native_dim:
             raise ValueError(
                 f"ambient_dim must be >= the native dimension {native_dim} of {name!r}, got {ambient_dim}"
@@ -471,7 +477,10 @@ def make_dataset(
         embedding = random_isometry(native_dim, ambient_dim, embed_seed)
         x = x @ embedding
     if noise > 0:
-        x = x + noise * make_rng(noise_seed).standard_normal(x.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x + noise * make_rng(noise_seed).standard_normal(x.shape)
+        # Noise near 1e308 overflows float64 to inf, which must not reach a distance silently.
+        check_cast(x, np.float64, f"x (the samples with noise={noise:g})")
     modes = nat.modes
     if modes is not None and embedding is not None:
         modes = modes @ embedding
