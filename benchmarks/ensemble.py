@@ -10,8 +10,8 @@
    (split, noise floor, fits, selection and held-out evaluation).
 
 Wall-clock and process CPU time are both printed: on a shared machine the CPU-time ratio is the less
-load-dependent figure. ``--ot-threads`` sets ``latentdist.ensemble.OT_THREADS`` (threads for the exact
-per-member assignment problems of w1/w2; default: the usable cores).
+load-dependent figure. ``--ot-threads`` sets ``latentdist.distances.minibatch.OT_THREADS`` (threads for the
+exact per-member assignment problems of w1/w2; default: the usable cores).
 
 Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble.py [--distance w2] [--config both]
 """
@@ -25,7 +25,7 @@ import time
 
 import torch
 
-import latentdist.ensemble as ensemble_module
+import latentdist.distances.minibatch as ensemble_module
 from latentdist.data import make_dataset
 from latentdist.ensemble import fit_ensemble
 from latentdist.generators import MLP

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -57,8 +58,16 @@ class Family:
     """Base class of generator families.
 
     Subclasses declare a keyword-only field ``capacity_param`` naming the field that indexes
-    capacity, and implement ``_build``.
+    capacity, and implement ``_build``. They declare how members stack into one batched ensemble
+    (:mod:`latentdist.stacked`): ``padded_fields`` may differ between members that share one skeleton
+    (smaller members are zero-padded to the largest), and ``input_scale_field``, if set, is realised as a
+    per-member input scale ``z -> value * z`` on a skeleton built with that field set to 1.
     """
+
+    #: Fields along which members may differ and still share one zero-padded skeleton.
+    padded_fields: ClassVar[tuple[str, ...]] = ()
+    #: Field realised as a per-member input scale (the skeleton is built with it set to 1), or None.
+    input_scale_field: ClassVar[str | None] = None
 
     @property
     def capacity(self) -> float:
@@ -136,6 +145,7 @@ class MLP(Family):
     depth: int = 2
     activation: str = "relu"
     capacity_param: str = _capacity_field("width")
+    padded_fields: ClassVar[tuple[str, ...]] = ("width",)
 
     def __post_init__(self):
         _check_mlp_fields(self.width, self.depth, self.activation)
@@ -224,6 +234,8 @@ class LipschitzMLP(Family):
     width: int = 32
     depth: int = 2
     capacity_param: str = _capacity_field("lipschitz")
+    padded_fields: ClassVar[tuple[str, ...]] = ("width",)
+    input_scale_field: ClassVar[str | None] = "lipschitz"
 
     def __post_init__(self):
         check_scalar(self.lipschitz, "lipschitz", low=0.0, low_inclusive=False)
@@ -261,6 +273,7 @@ class ConvDecoder(Family):
     depth: int = 0
     dropout: float = 0.0
     capacity_param: str = _capacity_field("channels")
+    padded_fields: ClassVar[tuple[str, ...]] = ("channels",)
 
     def __post_init__(self):
         check_int(self.channels, "channels", low=1)

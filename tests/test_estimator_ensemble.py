@@ -195,10 +195,9 @@ def test_conv_decoder_keeps_vmap_path():
 )
 def test_batched_losses_equal_registry_per_member(name, kwargs):
     """The batched mmd/energy/sliced training losses give the registry function's value and gradient."""
-    from latentdist.distances import get_distance
-    from latentdist.ensemble import _batched_loss
+    from latentdist.distances import get_distance, get_entry
 
-    assert _batched_loss(name, kwargs) is not None  # the batched path is the one under test
+    assert get_entry(name).batched(**kwargs) is not None  # the batched path is the one under test
     gen = torch.Generator().manual_seed(7)
     # float64: in float32 the norm kernels' Gram-expansion round-off (sqrt(eps) ~ 3e-4) would dominate
     y = torch.randn(3, 24, 2, generator=gen, dtype=torch.float64).requires_grad_(True)
@@ -226,7 +225,7 @@ def test_batched_loss_rejects_bad_options_and_falls_back():
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_threaded_assignments_equal_serial(threads, monkeypatch):
-    import latentdist.ensemble as ens
+    import latentdist.distances.minibatch as ens
 
     gen = torch.Generator().manual_seed(2)
     y, x = torch.randn(7, 30, 3, generator=gen), torch.randn(7, 30, 3, generator=gen)
@@ -247,14 +246,14 @@ def test_assignment_solver_is_optimal(n, dim, seed, duplicates):
     """The batched solver (lapx when installed) reaches scipy's optimum, also with tied costs."""
     from scipy.optimize import linear_sum_assignment
 
-    import latentdist.ensemble as ens
+    import latentdist.distances.minibatch as ens
 
     rng = np.random.default_rng(seed)
     y, x = rng.normal(size=(3, n, dim)), rng.normal(size=(3, n, dim))
     if duplicates:  # minibatches drawn with replacement repeat points: many optimal plans
         x = x[:, rng.integers(0, max(1, n // 3), n)]
     costs = ((y[:, :, None] - x[:, None]) ** 2).sum(-1)
-    cols = ens._assignments(costs)
+    cols = ens.assignments(costs)
     for b in range(3):
         assert sorted(cols[b]) == list(range(n))
         rows, best = linear_sum_assignment(costs[b])
@@ -270,12 +269,13 @@ def test_diverged_outputs_raise_instead_of_a_meaningless_plan():
 
 
 def test_pooled_fit_runs_on_one_intra_op_thread_and_restores_the_setting(monkeypatch):
-    import latentdist.ensemble as ens
+    import latentdist.distances.minibatch as ot
+    import latentdist.fitting as ens
 
     seen = []
     train = ens._train_group
     monkeypatch.setattr(ens, "_train_group", lambda *a: seen.append(torch.get_num_threads()) or train(*a))
-    monkeypatch.setattr(ens, "OT_THREADS", 2)
+    monkeypatch.setattr(ot, "OT_THREADS", 2)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

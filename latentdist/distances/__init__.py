@@ -8,7 +8,17 @@ energy). Other modules resolve distances by name through :func:`get_distance`.
 from .critic import critic_distance
 from .gaussian import bures_wasserstein, gaussian_w2
 from .kernel import energy_distance, kernel_matrix, median_bandwidth, mmd2
-from .registry import DIFFERENTIABLE, available_distances, get_distance, register_distance
+from .registry import (
+    DIFFERENTIABLE,
+    DistanceEntry,
+    available_distances,
+    get_distance,
+    get_entry,
+    register_distance,
+    trainable_distances,
+    training_loss,
+    unregister_distance,
+)
 from .sinkhorn import sinkhorn_divergence
 from .sliced import max_sliced_wasserstein, sliced_wasserstein
 from .uncertainty import BootstrapResult, NoiseFloor, TwoSampleResult, bootstrap, noise_floor, two_sample_test
@@ -29,6 +39,11 @@ __all__ = [
     "get_distance",
     "available_distances",
     "register_distance",
+    "unregister_distance",
+    "get_entry",
+    "DistanceEntry",
+    "trainable_distances",
+    "training_loss",
     "DIFFERENTIABLE",
     "bootstrap",
     "noise_floor",

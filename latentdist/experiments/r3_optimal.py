@@ -1,11 +1,13 @@
-"""R3: the optimal latent is data-dependent (docs/theory.md §3, §6 R3).
+"""R3: the optimal latent is data-dependent (THEORY.md §3, §6 R3).
 
 At a fixed capacity c, minimise D_{G_c}(P_z, P_x) over normalised latents P_z (``optimal_latent``,
-learnable particles by default) on one data sample. The found latent should mirror the data:
-clusters for the 8-mode ring, a curve-like set for the spiral. Then its D, re-estimated from scratch
-with the same settings as the baselines (fresh generators, held-out evaluation), is compared with
-N(0, I) and uniform latents at the same capacity and normalisation, all evaluated on an independent
-data sample.
+learnable particles) on a search sample, once per independent search seed. Each found latent's D,
+re-estimated from scratch on an independent evaluation sample (fresh generators, held-out evaluation), is
+compared with N(0, I) and uniform latents at the same generator, and with N(0, I) given a wider generator
+so that both sides have equal *total* parameters (generator + the particles' coordinates). Whether the
+found latent mirrors the data is measured, not eyeballed: its number of connected components
+(``n_components`` at a stated radius) and its intrinsic dimension against the data's, on the same number of
+points.
 """
 
 from __future__ import annotations
@@ -15,16 +17,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentdist._validation import to_numpy
-from latentdist.experiments._common import estimate, estimate_row, load_toy, make_family, standard_latents
+from latentdist.experiments._common import (
+    Verdict,
+    cached_unit,
+    estimate,
+    estimate_row,
+    generator_params,
+    latent_params,
+    load_toy,
+    make_family,
+    particles_of,
+    require_columns,
+    standard_latents,
+)
 from latentdist.experiments.io import save_figure
 from latentdist.experiments.result import ExperimentResult
 
-__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run", "find_optimal"]
+__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run", "find_optimal", "verdict",
+           "equal_total_width", "shape_stats"]
 
 CLAIM = "R3"
 TITLE = "optimal latents mirror the data"
-VERSION = 1
+VERSION = 2
+
+#: Paired gaps must exceed this many standard errors (over search seeds) for "beats".
+SE_K = 2.0
+#: The found latent "mirrors" the data's intrinsic dimension within this much.
+ID_TOL = 0.5
 
 
 def find_optimal(x, config: dict, family, distance: str, *, seed: int, progress: bool):
@@ -43,62 +62,145 @@ def find_optimal(x, config: dict, family, distance: str, *, seed: int, progress:
     )
 
 
-def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
-    """Find the optimal latent per dataset and compare its D with data-independent latents."""
+def equal_total_width(config: dict, extra: int, in_dim: int, out_dim: int) -> int:
+    """The smallest width (same parity) with >= ``extra`` more generator parameters than the configured."""
+    def params(w: int) -> int:
+        return generator_params(make_family(config["family"], config["capacity"], w, config["depth"]), in_dim,
+                                out_dim)
+
+    target, w = params(config["width"]) + extra, config["width"]
+    while params(w) < target:
+        w += 2  # even widths: GroupSort/MaxMin activations pair the units
+    return w
+
+
+def shape_stats(points: np.ndarray, scale: float) -> dict:
+    """``n_components`` at radius ``scale`` and the MLE intrinsic dimension of a point set (unique rows)."""
+    from latentdist.complexity import intrinsic_dimension, n_components
+
+    pts = np.unique(np.asarray(points, dtype=float), axis=0)
+    return {"n_components": int(n_components(pts, scale)),
+            "intrinsic_dim": float(intrinsic_dimension(pts, k=min(20, len(pts) - 1)))}
+
+
+def _seed_unit(config: dict, key: str, spec: dict, s: int, progress: bool) -> dict:
+    """One (dataset, search seed): search, shape measurements, four D estimates on the evaluation sample."""
     seed = config["seed"]
     family = make_family(config["family"], config["capacity"], config["width"], config["depth"])
+    _, x = load_toy(spec, config["n"], seed)
+    _, x_search = load_toy(spec, config["n"], seed + 2000 + s)  # never the evaluation rows
+    opt = find_optimal(x_search, config, family, config["distance"], seed=seed + s, progress=progress)
+    found = particles_of(opt.latent)
+    lat_params = latent_params(opt.latent)
+    dim, out_dim = config["latent_dim"], x.shape[1]
+    wide = equal_total_width(config, lat_params, dim, out_dim)
+    m = len(found)
+    x_sub = np.asarray(x)[np.random.default_rng(seed + s).choice(len(x), m, replace=False)]
+    shape_x, shape_z = shape_stats(x_sub, config["scale"]), shape_stats(found[:, :-1], config["scale"])
+    std = standard_latents(dim)
+    runs = [("optimal", opt.latent, config["width"]), ("gaussian", std["gaussian"], config["width"]),
+            ("uniform", std["uniform"], config["width"]), ("gaussian_equal_total", std["gaussian"], wide)]
+    rows = []
+    own = {"latent_n_components": shape_z["n_components"], "latent_intrinsic_dim": shape_z["intrinsic_dim"]}
+    for name, latent, width in runs:
+        fam = make_family(config["family"], config["capacity"], width, config["depth"])
+        res = estimate(latent, x, fam, config["distance"], config, seed=seed + 1 + s, progress=progress)
+        gp, lp = generator_params(fam, dim, out_dim), (lat_params if name == "optimal" else 0)
+        rows.append(estimate_row(res, dataset=key, search_seed=s, latent=name, width=width,
+                                 capacity=config["capacity"], distance=config["distance"],
+                                 generator_params=gp, latent_params=lp, total_params=gp + lp,
+                                 data_n_components=shape_x["n_components"],
+                                 data_intrinsic_dim=shape_x["intrinsic_dim"],
+                                 **{k: (v if name == "optimal" else np.nan) for k, v in own.items()}))
+    return {"rows": rows, "particles": found}
+
+
+def verdict(table: pd.DataFrame) -> Verdict:
+    """R3's verdict from the per-seed table.
+
+    Per dataset, the paired gap D(N(0, I) at equal total parameters) − D(optimal) over search seeds must
+    have mean > :data:`SE_K` standard errors ("beats"); the optimal latent "mirrors" the data when its mean
+    component count rounds to the data's and its mean intrinsic dimension is within :data:`ID_TOL`.
+    Every dataset beats and mirrors -> reproduced; at least one beats -> partial; none -> not reproduced.
+    """
+    require_columns(table, {"dataset", "search_seed", "latent", "value", "data_n_components",
+                            "data_intrinsic_dim", "latent_n_components", "latent_intrinsic_dim"})
+    beats, mirrors, reasons = 0, 0, []
+    datasets = list(dict.fromkeys(table["dataset"]))
+    for key in datasets:
+        t = table[table["dataset"] == key]
+        wide = t[t["latent"] == "gaussian_equal_total"].set_index("search_seed")["value"]
+        opt = t[t["latent"] == "optimal"].set_index("search_seed")
+        gaps = (wide - opt["value"]).dropna().to_numpy()
+        se = float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else np.inf
+        ok = bool(len(gaps) and gaps.mean() > SE_K * se)
+        nc, idim = float(opt["latent_n_components"].mean()), float(opt["latent_intrinsic_dim"].mean())
+        dnc, did = float(t["data_n_components"].mean()), float(t["data_intrinsic_dim"].mean())
+        mirror = bool(round(nc) == round(dnc) and abs(idim - did) <= ID_TOL)
+        beats += ok
+        mirrors += mirror
+        gap_text = f"{gaps.mean():.3f} (se {se:.3f}, {len(gaps)} seeds)" if len(gaps) else "n/a"
+        reasons.append(f"{key}: gap vs N(0,I) at equal total params {gap_text} -> "
+                       f"{'beats' if ok else 'does not beat'}; components {nc:.1f} vs data {dnc:.0f}, "
+                       f"intrinsic dim {idim:.2f} vs {did:.2f} -> "
+                       f"{'mirrors' if mirror else 'does not mirror'}")
+    n = len(datasets)
+    status = ("reproduced" if n and beats == n and mirrors == n else "partial" if beats
+              else "not reproduced")
+    return Verdict(status, tuple(reasons))
+
+
+def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
+    """Search the optimal latent per dataset and seed; compare its D and shape with the baselines."""
     rows, found = [], {}
     for key, spec in config["datasets"].items():
-        ds, x = load_toy(spec, config["n"], seed)
-        _, x_search = load_toy(spec, config["n"], seed + 2000)  # independent of the evaluation sample
-        opt = find_optimal(x_search, config, family, config["distance"], seed=seed, progress=progress)
-        z = to_numpy(opt.latent.sample(config["n"], seed=seed + 7))
-        found[key] = {"z": z, "x": to_numpy(x), "labels": ds.labels}
-        latents = {**standard_latents(config["latent_dim"]), "optimal": opt.latent}
-        for name, latent in latents.items():
-            res = estimate(latent, x, family, config["distance"], config, seed=seed + 1, progress=progress)
-            rows.append(estimate_row(res, dataset=key, latent=name, capacity=config["capacity"],
-                                     family=family.label(), distance=config["distance"]))
+        for s in range(config["search_seeds"]):
+            unit = lambda k=key, sp=spec, s=s: _seed_unit(config, k, sp, s, progress)  # noqa: E731
+            out = cached_unit(config, CLAIM, VERSION, f"{key}-seed{s}", unit)
+            rows += out["rows"]
+            found.setdefault(key, np.asarray(out["particles"], dtype=float))
     table = pd.DataFrame(rows)
-    summary = {"D": {f"{r.dataset}/{r.latent}": [r.value, r.std, r.noise_floor] for r in table.itertuples()},
-               "optimal_beats_gaussian": _beats(table, "gaussian"),
-               "optimal_beats_uniform": _beats(table, "uniform")}
-    return ExperimentResult(CLAIM, table, summary, extras={"found": found})
-
-
-def _beats(table: pd.DataFrame, baseline: str) -> dict:
-    """Per dataset: is D(optimal) below D(baseline) by more than both restart spreads?"""
-    out = {}
-    for key, grp in table.groupby("dataset"):
-        o = grp[grp["latent"] == "optimal"].iloc[0]
-        b = grp[grp["latent"] == baseline].iloc[0]
-        out[key] = bool(o["value"] + o["std"] < b["value"] - b["std"])
-    return out
+    agg = table.groupby(["dataset", "latent"])["value"].agg(["mean", "std"])
+    v = verdict(table)
+    summary = {"D_mean_sd_over_search_seeds": {f"{k}/{lat}": [float(r["mean"]), float(r["std"])]
+                                               for (k, lat), r in agg.iterrows()},
+               "verdict": v.to_dict()}
+    data = {key: load_toy(spec, config["n"], config["seed"]) for key, spec in config["datasets"].items()}
+    extras = {"found": {k: {"z": found[k][:, :-1], "x": np.asarray(data[k][1]), "labels": data[k][0].labels}
+                        for k in found}}
+    return ExperimentResult(CLAIM, table, summary, extras=extras)
 
 
 def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
-    """``R3_optimal_latents``: data and found latent per dataset, and D per latent as bars."""
+    """``R3_optimal_latents``: data, the first seed's found particles, and D per latent (mean ± sd)."""
     import matplotlib.pyplot as plt
 
     found = result.extras["found"]
     t = result.table
-    fig, axes = plt.subplots(len(found), 3, figsize=(12, 3.8 * len(found)), squeeze=False)
+    fig, axes = plt.subplots(len(found), 3, figsize=(13, 3.9 * len(found)), squeeze=False)
     for row, (key, f) in zip(axes, found.items(), strict=True):
         x, z = f["x"], f["z"]
         colors = f["labels"] if f["labels"] is not None else np.zeros(len(x))
         row[0].scatter(x[:, 0], x[:, 1], s=3, c=colors, cmap="tab10")
         row[0].set(title=f"{key}: data (normalised)", aspect="equal")
-        if z.shape[1] >= 2:
-            row[1].scatter(z[:, 0], z[:, 1], s=3, color="C3")
-        else:
-            row[1].hist(z[:, 0], bins=60, color="C3")
-        row[1].set(title=f"{key}: optimal latent ({result.config['parameterization']})")
         sub = t[t["dataset"] == key]
-        row[2].bar(sub["latent"], sub["value"], yerr=sub["std"], color=[f"C{i}" for i in range(len(sub))],
-                   capsize=3)
-        row[2].axhline(sub["noise_floor"].mean(), color="k", ls=":", label="noise floor")
-        row[2].set(ylabel=f"D ({result.config['distance']})", title=f"{key}: D at capacity "
-                   f"{result.config['capacity']:g}")
+        opt = sub[sub["latent"] == "optimal"]
+        row[1].scatter(z[:, 0], z[:, 1], s=6, color="C3")
+        first, data = opt.iloc[0], sub.iloc[0]
+        row[1].set(aspect="equal", title=f"found particles (seed 0): {first['latent_n_components']:.0f} "
+                   f"comp., ID {first['latent_intrinsic_dim']:.2f}\n(data: "
+                   f"{data['data_n_components']:.0f} comp., ID {data['data_intrinsic_dim']:.2f})")
+        g = sub.groupby("latent", sort=False)
+        means, sds, params = g["value"].mean(), g["value"].std().fillna(0), g["total_params"].first()
+        labels = [f"{name}\n({params[name]:.0f} p.)" for name in means.index]
+        colors = [f"C{i}" for i in range(len(means))]
+        row[2].bar(labels, means.values, yerr=sds.values, capsize=3, color=colors)
+        fl, fs = sub["noise_floor"].mean(), sub["noise_floor_std"].mean()
+        row[2].axhline(fl, color="k", ls=":", label="noise floor")
+        row[2].axhspan(fl - 2 * fs, fl + 2 * fs, color="k", alpha=0.12, label="band: floor ± 2 sd")
+        row[2].set(ylabel=f"D ({result.config['distance']})",
+                   title=f"{key}: D, mean ± sd over {sub['search_seed'].nunique()} search seeds")
+        row[2].tick_params(axis="x", labelsize=7)
         row[2].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out_dir, "R3_optimal_latents")
@@ -109,5 +211,3 @@ def run(mode: str | None = None, **kwargs) -> pd.DataFrame:
     from latentdist.experiments.runner import run_experiment
 
     return run_experiment(CLAIM, mode, **kwargs).table
-
-
