@@ -21,7 +21,7 @@ TINY = {
     "R2": {"datasets": RING, "n": 200, "capacities": [2, 4], "distances": ["w2"], "steps": 5,
            "batch_size": 32,
            "optimal": {"steps": 5}, "budget_sensitivity": {"multipliers": [1, 2]}},
-    "R3": {"datasets": RING, "n": 200, "width": 4, "steps": 5, "batch_size": 32},
+    "R3": {"datasets": RING, "n": 200, "width": 4, "steps": 5, "batch_size": 32, "search_seeds": 2},
     "R4": {"n": 200, "n_eval": 200, "width": 4, "gaussian_widths": [8], "critic_width": 8, "steps": 3,
            "latent_steps": 3},
     "R5": {"n_train": 200, "n_eval": 100, "decoder_channels": 4, "small_channels": 2, "encoder_channels": 4,

@@ -94,9 +94,9 @@ def _seed_unit(config: dict, key: str, spec: dict, s: int, progress: bool) -> di
     lat_params = latent_params(opt.latent)
     dim, out_dim = config["latent_dim"], x.shape[1]
     wide = equal_total_width(config, lat_params, dim, out_dim)
-    m = len(found)
+    m = min(len(found), len(x))  # both shapes on the same number of points
     x_sub = np.asarray(x)[np.random.default_rng(seed + s).choice(len(x), m, replace=False)]
-    shape_x, shape_z = shape_stats(x_sub, config["scale"]), shape_stats(found[:, :-1], config["scale"])
+    shape_x, shape_z = shape_stats(x_sub, config["scale"]), shape_stats(found[:m, :-1], config["scale"])
     std = standard_latents(dim)
     runs = [("optimal", opt.latent, config["width"]), ("gaussian", std["gaussian"], config["width"]),
             ("uniform", std["uniform"], config["width"]), ("gaussian_equal_total", std["gaussian"], wide)]
