@@ -36,6 +36,7 @@ __all__ = [
     "memory_limit",
     "check_cast",
     "check_gaussian",
+    "check_bool",
     "to_numpy",
     "to_tensor",
 ]
@@ -232,6 +233,13 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value}")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Check a real bool (``numpy.bool_`` too); strings like ``'yes'`` and ``None`` raise ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_option(value: Any, name: str, options: Iterable[str]) -> str:

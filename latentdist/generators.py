@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from latentdist._seeding import seed_int
-from latentdist._validation import check_int, check_option, check_scalar
+from latentdist._validation import check_bool, check_int, check_memory, check_option, check_scalar
 
 __all__ = [
     "Family",
@@ -116,6 +116,8 @@ def _check_mlp_fields(width: int, depth: int, activation: str) -> None:
     check_int(width, "width", low=1)
     check_int(depth, "depth", low=0)
     check_option(activation, "activation", ACTIVATIONS)
+    # (depth - 1) hidden width x width float32 matrices, times 4 for gradients and Adam's two moments.
+    check_memory(16.0 * width * width * max(depth - 1, 0), f"width={width} with depth={depth}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +129,9 @@ class Linear(Family):
 
     bias: bool = True
     capacity_param: str = _capacity_field("")
+
+    def __post_init__(self):
+        check_bool(self.bias, "bias")
 
     def _build(self, in_dim, out_dim):
         return nn.Linear(in_dim, out_dim, bias=self.bias)

@@ -8,8 +8,12 @@ import ot
 import torch
 
 from .._seeding import SeedLike, make_torch_generator, seed_int
-from .._validation import check_int, check_scalar
+from .._validation import check_int, check_memory, check_scalar
 from ._common import check_p, prepare_pair, safe_root
+
+#: More random directions than this change nothing visible (the Monte-Carlo error is ~1/sqrt(k)) and
+#: only make a call run for hours.
+MAX_PROJECTIONS = 10**6
 
 __all__ = ["sliced_wasserstein", "max_sliced_wasserstein"]
 
@@ -74,10 +78,12 @@ def sliced_wasserstein(
     0.0
     """
     p = check_p(p)
-    n_projections = check_int(n_projections, "n_projections", low=1)
+    n_projections = check_int(n_projections, "n_projections", low=1, high=MAX_PROJECTIONS)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
+    dim = pair.x.shape[1]
+    check_memory(8.0 * dim * n_projections, f"n_projections={n_projections} directions in D={dim}")
     # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...);
     # that generator takes 32-bit seeds, and spawned seeds are 63-bit, hence the reduction.
     theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed) % 2**32)
@@ -144,7 +150,7 @@ def max_sliced_wasserstein(
     """
     p = check_p(p)
     n_iter = check_int(n_iter, "n_iter", low=0)
-    n_starts = check_int(n_starts, "n_starts", low=1)
+    n_starts = check_int(n_starts, "n_starts", low=1, high=MAX_PROJECTIONS)
     lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
     xd, yd = pair.x.detach(), pair.y.detach()
