@@ -83,6 +83,8 @@ def _host_tag() -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C there; leave it to the age rule
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -144,13 +146,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     The file gets mode ``0o666 & ~umask``; stale temporary files of killed earlier writes to the
     same path are removed first (see the module docstring for the rule).
     """
+    return _atomic_write_chunks(path, (data,))
+
+
+def _atomic_write_chunks(path: str | os.PathLike, chunks: tuple[bytes | memoryview, ...]) -> Path:
+    # Chunks spare a copy of a large payload behind its small header.
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -174,18 +182,19 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 # --------------------------------------------------------------------------- digest-framed files
 
 
-def write_verified_bytes(path: str | os.PathLike, payload: bytes) -> Path:
+def write_verified_bytes(path: str | os.PathLike, payload: bytes | memoryview) -> Path:
     """Write ``payload`` atomically behind a header holding its SHA-256 digest and length.
 
     Read it back with :func:`read_verified_bytes`.
     """
-    header = _HEADER.pack(_MAGIC, hashlib.sha256(payload).digest(), len(payload))
-    return atomic_write_bytes(path, header + payload)
+    payload = memoryview(payload).cast("B")
+    header = _HEADER.pack(_MAGIC, hashlib.sha256(payload).digest(), payload.nbytes)
+    return _atomic_write_chunks(path, (header, payload))
 
 
 def read_verified_bytes(
     path: str | os.PathLike, *, what: str = "checkpoint", remedy: str = "delete it"
-) -> bytes:
+) -> memoryview:
     """The payload of a file written by :func:`write_verified_bytes`, after checking its digest.
 
     Parameters
@@ -195,6 +204,11 @@ def read_verified_bytes(
         What the file is, for the message (``'checkpoint'``, ``'cached classifier'``, ...).
     remedy : str
         What the user should do, appended to the message.
+
+    Returns
+    -------
+    memoryview
+        The payload, a view into the file's bytes (``bytes(...)`` copies it).
 
     Raises
     ------
@@ -215,7 +229,7 @@ def read_verified_bytes(
         raise fail("is not a latentdist checkpoint (no digest header: an old format, a foreign file or "
                    "garbage)")
     _, digest, length = _HEADER.unpack_from(raw)
-    payload = raw[_HEADER.size:]
+    payload = memoryview(raw)[_HEADER.size:]
     if len(payload) != length:
         raise fail(f"is truncated or padded ({len(payload)} payload bytes, header says {length})")
     if hashlib.sha256(payload).digest() != digest:
@@ -246,7 +260,7 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     """
     buf = io.BytesIO()
     torch.save(obj, buf)  # fails before anything is written when obj does not serialise
-    return write_verified_bytes(path, buf.getvalue())
+    return write_verified_bytes(path, buf.getbuffer())
 
 
 #: Backwards-compatible name: every checkpoint of the package carries a digest.
@@ -314,6 +328,7 @@ def unwritable_reason(directory: str | os.PathLike) -> str | None:
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(directory / ".write-probe")
         fd, probe = _create_temp(directory / ".write-probe")
         os.close(fd)
         os.unlink(probe)
