@@ -1,6 +1,6 @@
 """Time the quick MNIST DAE pipeline: stage 1 + stage 2 + prior + FID on 10k samples.
 
-    LATENTDIST_DATA=/work/shared/data OMP_NUM_THREADS=1 \
+    OMP_NUM_THREADS=1 \
         .venv/bin/python benchmarks/dae_pipeline.py --threads 1 [--grid samples.png]
 
 Quick configuration (defaults): all 60k training images, latent_dim 8, ConvEncoder(16), auxiliary decoder
