@@ -411,3 +411,16 @@ def test_cache_file_helpers_round_trip_and_recompute_garbage(tmp_path):
     _io.write_verified_bytes(p, b"\x80\x04intact frame, broken pickle")
     with pytest.warns(RuntimeWarning, match="no longer loads"):
         assert cache.load_file(p) is None
+
+
+def test_an_unwritable_output_folder_is_refused_before_computing(stand_in, tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="out .*not a directory"):
+        runner.run_experiment("R1", "quick", out=blocker / "figures")
+    with pytest.raises(ValueError, match="LATENTDIST_FIGURES"):
+        runner.run_all(["R1"], "quick", out=blocker)
+    assert stand_in == []  # nothing was computed
+    runner.run_experiment("R1", "quick", out=blocker / "figures", write=False)  # no output, no check
+    assert stand_in == [0]

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from latentdist._io import unwritable_reason
 from latentdist._validation import check_option
 from latentdist.experiments import cache
 from latentdist.experiments.config import CLAIMS, MODES, default_out_dir, get_config
@@ -30,6 +31,7 @@ MODULES = {
     "R4": "r4_gan",
     "R5": "r5_dae",
     "R6": "r6_baselines",
+    "R7": "r7_peers",
 }
 
 
@@ -91,6 +93,11 @@ def run_experiment(
         proceeds without caching and still writes its figures and numbers, so no work is lost. Also
         when a cached entry fails its integrity check; it is recomputed and overwritten.
 
+    Raises
+    ------
+    ValueError
+        Before computing, when ``write`` and the output folder cannot be written.
+
     Examples
     --------
     >>> res = run_experiment("R1", "quick", write=False)  # doctest: +SKIP
@@ -99,8 +106,17 @@ def run_experiment(
     mode = resolve_mode(mode)
     module = experiment_module(claim)
     config = get_config(claim, mode, **overrides)
+    if write:
+        _check_out_dir(resolve_out_dir(mode, out))
     return _run_one(claim, mode, module, config, out=out, use_cache=use_cache, progress=progress,
                     write=write, can_store=_cache_writable())
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be written before anything is computed."""
+    problem = unwritable_reason(out_dir)
+    if problem is not None:
+        raise ValueError(f"out (or $LATENTDIST_FIGURES): the output folder {problem}; pass a writable folder")
 
 
 def _cache_writable() -> bool:
@@ -162,6 +178,7 @@ def run_all(
     for c in claims:
         check_option(c, "claim", CLAIMS)
     out_dir = resolve_out_dir(mode, out)
+    _check_out_dir(out_dir)
     can_store = _cache_writable()
     results: dict[str, ExperimentResult] = {}
     start = time.perf_counter()
