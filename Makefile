@@ -8,7 +8,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export LATENTDIST_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),)
 export MPLBACKEND ?= Agg
 
-.PHONY: setup test test-fast repro repro-full lint bench clean
+.PHONY: setup test test-fast repro repro-full lint bench dist clean
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,10 @@ bench: setup
 	$(BIN)/python benchmarks/complexity.py
 	$(BIN)/python benchmarks/dae_pipeline.py
 
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+	$(BIN)/python -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis dist build
