@@ -39,7 +39,7 @@ from torch import nn
 
 from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_device, check_int, check_scalar, to_tensor
+from latentdist._validation import check_device, check_int, check_lr, to_tensor
 from latentdist.distances.registry import training_loss
 from latentdist.generators import Family
 from latentdist.latents import Latent
@@ -177,7 +177,7 @@ def fit_ensemble(
                          f"and {len(seeds)}")
     steps = check_int(steps, "steps", low=1)
     batch_size = check_int(batch_size, "batch_size", low=2)
-    lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+    lr = check_lr(lr, "lr")
     log_every = check_int(log_every, "log_every", low=1)
     dev = check_device(device)
     x = to_tensor(x_train, dtype=torch.float32, device=dev).detach()

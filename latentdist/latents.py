@@ -63,7 +63,7 @@ class Latent(ABC):
     ) -> torch.Tensor:
         """Draw ``n`` samples, shape (n, dim). The same ``seed`` gives the same samples on CPU."""
         n = check_int(n, "n", low=1)
-        check_memory(16.0 * n * self.dim, f"n={n} samples of dim={self.dim}")
+        check_memory(16.0 * n * (self.dim or 1), f"n={n} samples of dim={self.dim}")
         gen = make_torch_generator(seed)
         z = check_cast(self._sample(n, gen), dtype, f"samples of {self!r}")
         return z.to(device=device)
@@ -87,7 +87,7 @@ class Latent(ABC):
         n = check_int(n, "n", low=1)
         if not generators or not all(isinstance(g, torch.Generator) for g in generators):
             raise TypeError("generators must be a non-empty sequence of torch.Generator")
-        check_memory(16.0 * n * self.dim * len(generators), f"n={n} samples of dim={self.dim}")
+        check_memory(16.0 * n * (self.dim or 1) * len(generators), f"n={n} samples of dim={self.dim}")
         stack = torch.stack([self._sample(n, g) for g in generators])
         return check_cast(stack, dtype, f"samples of {self!r}").to(device=device)
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from .._progress import progress_bar
 from .._seeding import SeedLike, make_rng, make_torch_generator
-from .._validation import check_device, check_int, check_option, check_pair, check_scalar, to_tensor
+from .._validation import check_device, check_int, check_lr, check_option, check_pair, check_scalar, to_tensor
 
 __all__ = ["critic_distance", "make_critic"]
 
@@ -100,7 +100,7 @@ def critic_distance(
     batch_size = check_int(batch_size, "batch_size", low=1)
     penalty = check_option(penalty, "penalty", ("gp", "spectral"))
     gp_weight = check_scalar(gp_weight, "gp_weight", low=0.0)
-    lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+    lr = check_lr(lr, "lr")
     holdout = check_scalar(holdout, "holdout", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     dev = check_device(device)
     rng = make_rng(seed)

@@ -8,7 +8,7 @@ import ot
 import torch
 
 from .._seeding import SeedLike, make_torch_generator, seed_int
-from .._validation import check_int, check_memory, check_scalar
+from .._validation import check_int, check_lr, check_memory
 from ._common import check_p, prepare_pair, safe_root
 
 #: More random directions than this change nothing visible (the Monte-Carlo error is ~1/sqrt(k)) and
@@ -151,7 +151,7 @@ def max_sliced_wasserstein(
     p = check_p(p)
     n_iter = check_int(n_iter, "n_iter", low=0)
     n_starts = check_int(n_starts, "n_starts", low=1, high=MAX_PROJECTIONS)
-    lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+    lr = check_lr(lr, "lr")
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
     xd, yd = pair.x.detach(), pair.y.detach()
     ad = None if pair.a is None else pair.a.detach()

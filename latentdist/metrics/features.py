@@ -35,6 +35,7 @@ from latentdist._validation import (
     check_array,
     check_device,
     check_int,
+    check_lr,
     check_option,
     check_scalar,
     is_tensor,
@@ -71,7 +72,7 @@ class FeatureRecipe:
         check_int(self.hidden, "hidden", low=1)
         check_int(self.epochs, "epochs", low=1)
         check_int(self.batch_size, "batch_size", low=1)
-        check_scalar(self.lr, "lr", low=0.0, low_inclusive=False)
+        check_lr(self.lr, "lr")
         check_scalar(self.weight_decay, "weight_decay", low=0.0)
         check_option(self.lr_schedule, "lr_schedule", ("constant", "cosine"))
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_device, check_int, check_option, check_scalar, to_tensor
+from latentdist._validation import check_device, check_int, check_lr, check_option, check_scalar, to_tensor
 from latentdist.generators import ConvDecoder, Family
 from latentdist.train.loop import (
     as_module,
@@ -255,7 +255,7 @@ def _check_decoder(decoder: nn.Module, latent_dim: int, shape: tuple, loss: str,
 def _check_common(data, loss, lr, weight_decay, device, callbacks):
     loss = check_option(loss, "loss", AE_LOSSES)
     dev = check_device(device)
-    lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+    lr = check_lr(lr, "lr")
     weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
     callbacks = check_callbacks(callbacks)
     x = prepare_data(data, dev)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_device, check_int, check_option, check_scalar
+from latentdist._validation import check_device, check_int, check_lr, check_option, check_scalar
 from latentdist.train.loop import (
     as_module,
     check_callbacks,
@@ -153,8 +153,8 @@ def train_gan(
     dev = check_device(device)
     ckpt_dir = check_loop_args(steps, batch_size, checkpoint_dir, checkpoint_every, log_every, resume)
     n_critic = (5 if loss == "wgan-gp" else 1) if n_critic is None else check_int(n_critic, "n_critic", low=1)
-    lr_g = check_scalar(lr_g, "lr_g", low=0.0, low_inclusive=False)
-    lr_d = check_scalar(lr_d, "lr_d", low=0.0, low_inclusive=False)
+    lr_g = check_lr(lr_g, "lr_g")
+    lr_d = check_lr(lr_d, "lr_d")
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise TypeError(f"betas must be a pair of floats, got {betas!r}")
     betas = tuple(check_scalar(b, f"betas[{i}]", low=0.0, high=1.0, high_inclusive=False)

@@ -334,6 +334,9 @@ def check_loop_args(steps: int, batch_size: int, checkpoint_dir, checkpoint_ever
     if not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise TypeError(f"checkpoint_dir must be a path or None, got {type(checkpoint_dir).__name__}")
     path = Path(checkpoint_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"checkpoint_dir={str(path)!r} is an existing file, not a directory; pass a "
+                         "directory path (it is created if missing)")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -34,6 +34,7 @@ from latentdist._validation import (
     ArrayLike,
     check_device,
     check_int,
+    check_lr,
     check_option,
     check_samples,
     check_scalar,
@@ -291,7 +292,7 @@ class FlowPrior(_FittedPrior):
         self.depth = check_int(depth, "depth", low=1)
         self.steps = check_int(steps, "steps", low=1)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
-        self.lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        self.lr = check_lr(lr, "lr")
         self.weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
         self.seed = seed_int(seed)
         self.device = check_device(device)
