@@ -1,0 +1,267 @@
+"""R7: the DAE among its peers — one MNIST table of latent generative models at equal decoder size, with
+the latent's complexity (D_G from N(0, I)) beside every row.
+
+Models (rows), all with the same ``ConvDecoder``, latent dimension, step cap, early-stopping rule and
+seeds (see :mod:`latentdist.experiments.r7_models`): a hinge GAN from N(0, I); a VAE sampled from N(0, I),
+through an ex-post GMM on its posterior means, and through Dai & Wipf's second stage; an RAE (decoder
+gradient penalty) with an ex-post GMM; a WAE-MMD from N(0, I); the joint AE and the DAE, each with an
+ex-post GMM and with a RealNVP flow prior.
+
+Tuning: each baseline's one hyper-parameter (GAN lr, VAE β, RAE λ, WAE λ; ``config['tuning']``) is chosen on
+the first seed by the sample FID against the *validation* images, never the test images; the DAE's
+weakening is fixed in the config (R5's validation choice).
+
+The verdict (:func:`verdict`, a pure function of the per-seed table) asks whether the points agree with the
+thesis "simpler latents give better samples at a fixed decoder": Spearman ρ between the latent's excess
+D_G (D_G minus its noise floor) and sample FID over all (model, seed) points, with a percentile bootstrap
+95% CI. ``pass``: ρ > 0 and the CI excludes 0; ``borderline``: ρ > 0 but the CI includes 0 (or too few
+points); ``fail``: ρ <= 0. It also names every model whose mean sample FID beats the best DAE row, and
+those that beat it on every seed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latentdist.experiments.io import save_figure, save_table
+from latentdist.experiments.result import ExperimentResult
+
+__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run", "verdict", "summarise", "METRICS"]
+
+CLAIM = "R7"
+TITLE = "The DAE among its peers on MNIST (equal decoder)"
+VERSION = 1
+#: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
+NEEDS_MNIST = True
+
+#: per-seed columns summarised as mean and sd (ddof=1) in R7.csv
+METRICS = ("fid", "recon_fid", "prior_gap", "kid_mean", "precision", "recall", "density", "coverage",
+           "class_tv", "sw2_pixels_placeholder", "latent_dg", "latent_dg_floor", "latent_dg_excess",
+           "decoder_params",
+           "encoder_params", "prior_params", "train_seconds")
+
+_DAE_MODELS = ("dae_gmm", "dae_flow")
+
+
+def _data(config: dict, seed: int):
+    """Seeded train / validation / test-evaluation / test-floor images, as float32 (n, 1, 28, 28)."""
+    from latentdist.data import load_mnist
+
+    n_train, n_val, n_eval = config["n_train"], config["n_val"], config["n_eval"]
+    train, _ = load_mnist("train", n=n_train + n_val, seed=seed)
+    test, _ = load_mnist("test", n=2 * n_eval, seed=seed)
+    # subsets keep file order and MNIST files are not exchangeable: split on a random permutation
+    rng = np.random.default_rng(seed)
+    p, q = rng.permutation(len(train)), rng.permutation(len(test))
+    return train[p[:n_train]], train[p[n_train:]], test[q[:n_eval]], test[q[n_eval:]]
+
+
+def _tune(config: dict, feats, progress: bool) -> tuple[dict, dict]:
+    """Each network's hyper-parameters: a grid of one parameter, chosen on seed 0's validation images."""
+    from latentdist.experiments.r7_models import cached_unit, primary_fid, train_network
+
+    seed = config["seed"]
+    x, val, _, _ = _data(config, seed)
+    choices, scores = {kind: {} for kind in ("gan", "vae", "rae", "wae", "joint", "dae")}, {}
+    for kind, grid in config["tuning"].items():
+        (param, values), = grid.items()
+        if len(values) == 1:
+            choices[kind] = {param: values[0]}
+            continue
+        fids = {}
+        for v in values:
+            def unit(v=v, kind=kind, param=param):
+                net = train_network(kind, {param: v}, x, val, config, seed, progress)
+                return primary_fid(kind, net, x, val, feats, config, seed)
+            fids[v] = cached_unit(CLAIM, config, VERSION, f"tune-{kind}-{param}-{v}", seed, unit)
+        best = min(fids, key=fids.get)
+        choices[kind] = {param: best}
+        scores[kind] = {"param": param, "chosen": best,
+                        "val_fid": {str(k): float(f) for k, f in fids.items()}}
+    return choices, scores
+
+
+def _calibration(real, other, feats, config: dict, seed: int) -> list[dict]:
+    """Real-vs-real floor, blurred and noisy real digits against the evaluation images."""
+    from latentdist.experiments.r7_models import blur, quality
+
+    variants = {"real (floor)": other}
+    for s in config["blur_sigmas"]:
+        variants[f"blur sigma={s:g}"] = blur(other, s)
+    noise = config["pixel_noise"]
+    rng = np.random.default_rng(seed)
+    variants[f"noise sd={noise:g}"] = np.clip(other + noise * rng.standard_normal(other.shape), 0, 1)
+    return [{"model": name, "network": "calibration", "seed": seed,
+             **quality(real, np.asarray(img, dtype=np.float32), feats, seed)}
+            for name, img in variants.items()]
+
+
+def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
+    """Train every network on every seed, score every model; see the module docstring.
+
+    Seed ``s = seed + k`` fixes the train/validation split, the evaluation images and every network's
+    initialisation and batch order, so within a seed all models are compared on the same data.
+    """
+    from latentdist.experiments.r7_models import NETWORKS, cached_unit, score_network, train_network
+    from latentdist.metrics import MNISTFeatures
+
+    feats = MNISTFeatures.load_or_train()
+    choices, tuning = _tune(config, feats, progress)
+    seeds = [config["seed"] + k for k in range(config["n_seeds"])]
+    rows, grids = [], {}
+    for seed in seeds:
+        x, val, real, other = _data(config, seed)
+        for kind in NETWORKS:
+            def unit(kind=kind, seed=seed, x=x, val=val, real=real):
+                t0 = time.perf_counter()
+                net = train_network(kind, choices[kind], x, val, config, seed, progress)
+                return score_network(kind, net, time.perf_counter() - t0, x, real, feats, config, seed,
+                                     progress)
+            r, g = cached_unit(CLAIM, {**config, "choices": choices}, VERSION, kind, seed, unit)
+            rows += r
+            if seed == seeds[0]:
+                grids.update(g)
+        rows += _calibration(real, other, feats, config, seed)
+    per_seed = pd.DataFrame(rows)
+    summary = {"seeds": seeds, "choices": choices, "tuning_val_fid": tuning, **verdict(per_seed)}
+    extras = {"grids": grids, "per_seed": per_seed}
+    return ExperimentResult(CLAIM, summarise(per_seed), summary, extras=extras)
+
+
+def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """One row per model (table order), calibration rows at the bottom: ``n_seeds`` and, for every metric,
+    ``<metric>_mean`` and ``<metric>_sd`` (ddof=1; NaN with one seed)."""
+    from latentdist.experiments.r7_models import MODELS
+
+    cols = [m for m in METRICS if m in per_seed]
+    g = per_seed.groupby("model", sort=False)
+    out = pd.concat([g[cols].mean().add_suffix("_mean"), g[cols].std(ddof=1).add_suffix("_sd")], axis=1)
+    out = out[[f"{m}_{s}" for m in cols for s in ("mean", "sd")]]
+    out.insert(0, "n_seeds", g["seed"].nunique())
+    out.insert(0, "network", g["network"].first())
+    order = [m for m in MODELS if m in out.index] + [m for m in out.index if m not in MODELS]
+    return out.loc[order].reset_index()
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row pair of ``a``, ``b`` (k, n): Pearson correlation of the average ranks (as
+    ``scipy.stats.spearmanr``, ties included), vectorised over the rows; NaN for a row with a constant side
+    (no ranking)."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a, axis=-1), rankdata(b, axis=-1)
+    ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
+    den = np.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (ra * rb).sum(-1) / den, np.nan)
+
+
+def verdict(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """The R7 verdict from the per-seed table (columns ``model``, ``network``, ``seed``, ``fid`` and the
+    complexity column ``x``; rows with ``network == 'calibration'`` are ignored). Pure: same table, same
+    answer.
+
+    Returns
+    -------
+    dict
+        ``verdict`` ('pass', 'borderline' or 'fail', see the module docstring), ``spearman``, ``ci``
+        (percentile bootstrap 95% over (model, seed) points), ``n_points``, ``statement`` (one plain
+        sentence), ``best_dae`` (the DAE row with the lowest mean sample FID), ``beats_dae_on_mean`` and
+        ``beats_dae_every_seed`` (models better than ``best_dae``: on the mean, and paired on every seed).
+    """
+    pts = per_seed[per_seed["network"] != "calibration"].dropna(subset=["fid", x])
+    dg, fid = pts[x].to_numpy(float), pts["fid"].to_numpy(float)
+    rho = float(_spearman(dg, fid)) if len(pts) >= 3 else float("nan")
+    idx = np.random.default_rng(seed).integers(0, max(len(pts), 1), (n_boot, len(pts)))
+    boots = _spearman(dg[idx], fid[idx]) if len(pts) >= 3 else np.empty(0)
+    boots = boots[np.isfinite(boots)]  # resamples with one distinct value have no ranking
+    lo, hi = (np.quantile(boots, [0.025, 0.975]).tolist() if len(boots) else [float("nan")] * 2)
+    if not np.isfinite(rho):
+        label, sentence = "borderline", "Too few distinct points to rank latent D_G against sample FID."
+    else:
+        what = (f"Spearman rho between the latent's D_G above its floor and sample FID is {rho:.2f} "
+                f"(95% CI [{lo:.2f}, {hi:.2f}])")
+        if rho <= 0:
+            label = "fail"
+            sentence = f"The points do not agree with 'simpler latents give better samples': {what}."
+        elif lo > 0:
+            label = "pass"
+            sentence = f"The points agree with 'simpler latents give better samples': {what}, excluding 0."
+        else:
+            label = "borderline"
+            sentence = (f"The points lean towards 'simpler latents give better samples' but do not establish "
+                        f"it: {what}, including 0.")
+    models = per_seed[per_seed["network"] != "calibration"]
+    by_seed = models.pivot_table(index="seed", columns="model", values="fid")
+    dae = [m for m in _DAE_MODELS if m in by_seed]
+    best = min(dae, key=lambda m: by_seed[m].mean()) if dae else None
+    on_mean, every = [], []
+    if best is not None:
+        for m in by_seed.columns:
+            if m in _DAE_MODELS:
+                continue
+            diff = (by_seed[m] - by_seed[best]).dropna()
+            if len(diff) and diff.mean() < 0:
+                on_mean.append(m)
+            if len(diff) and (diff < 0).all():
+                every.append(m)
+        if on_mean:
+            sentence += f" Beating the best DAE row ({best}) on mean sample FID: {', '.join(on_mean)}."
+        else:
+            sentence += f" No peer beats the best DAE row ({best}) on mean sample FID."
+    return {"verdict": label, "spearman": rho, "ci": [float(lo), float(hi)], "n_points": int(len(pts)),
+            "statement": sentence, "best_dae": best, "beats_dae_on_mean": on_mean,
+            "beats_dae_every_seed": every}
+
+
+def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
+    """``R7_fid_vs_dg`` (sample FID against latent D_G, one point per model and seed), ``R7_samples`` (an
+    8x8 grid per model, first seed) and ``R7_seeds.csv`` (the per-seed table behind both)."""
+    import matplotlib.pyplot as plt
+
+    per_seed = result.extras["per_seed"]
+    paths = [save_table(per_seed, out_dir, "R7_seeds")]
+    pts = per_seed[per_seed["network"] != "calibration"]
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    markers = "osD^v<>pXh*"
+    for i, (model, sub) in enumerate(pts.groupby("model", sort=False)):
+        ax.scatter(sub["latent_dg_excess"], sub["fid"], marker=markers[i % len(markers)], s=40, label=model)
+    floor = per_seed.loc[per_seed["model"] == "real (floor)", "fid"]
+    if len(floor):
+        ax.axhline(floor.mean(), color="g", ls=":", label="real vs real FID")
+    ax.axvline(0.0, color="grey", ls="--", label="D_G at its noise floor")
+    s = result.summary
+    ax.set(xlabel="latent D_G from N(0, I) minus its noise floor (fixed small capacity)",
+           ylabel="sample FID (test images)",
+           title=(f"R7: rho = {s['spearman']:.2f}, 95% CI [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] "
+                  f"({s['verdict']})"))
+    ax.legend(fontsize=7, ncol=2)
+    fig.text(0.01, 0.005, s["statement"][:160], fontsize=6.5, wrap=True)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    paths += save_figure(fig, out_dir, "R7_fid_vs_dg")
+
+    grids = result.extras["grids"]
+    cols = min(5, len(grids))
+    rows = -(-len(grids) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, imgs) in zip(axes.ravel(), grids.items(), strict=False):
+        k = int(np.sqrt(len(imgs)))
+        tile = imgs[: k * k].reshape(k, k, 28, 28).transpose(0, 2, 1, 3).reshape(28 * k, 28 * k)
+        ax.imshow(tile, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+    fig.tight_layout()
+    return paths + save_figure(fig, out_dir, "R7_samples")
+
+
+def run(mode: str | None = None, **kwargs) -> pd.DataFrame:
+    """Run R7 (cached) and return its summary table."""
+    from latentdist.experiments.runner import run_experiment
+
+    return run_experiment(CLAIM, mode, **kwargs).table
