@@ -184,8 +184,16 @@ def test_repro_preflight_stops_before_computing(fresh, tmp_path, monkeypatch):
 
 
 def test_claims_that_need_mnist_declare_it():
+    import inspect
+
+    from latentdist.experiments.config import CLAIMS
     from latentdist.experiments.runner import experiment_module
 
     assert experiment_module("R5").NEEDS_MNIST is True
     for claim in ("R1", "R2", "R3", "R4", "R6"):  # the claims the message tells users to run without it
         assert not getattr(experiment_module(claim), "NEEDS_MNIST", False)
+    uses = ("load_mnist", "MNISTFeatures", "mnist_metrics")
+    for claim in CLAIMS:  # a claim module that loads MNIST must say so, or the preflight skips it
+        module = experiment_module(claim)
+        if any(name in inspect.getsource(module) for name in uses):
+            assert getattr(module, "NEEDS_MNIST", False) is True, f"{claim} uses MNIST: set NEEDS_MNIST"
