@@ -141,3 +141,24 @@ def test_helpers_are_exact_powers_of_two():
         unscale(1.5, 1000, 2.0)
     with pytest.raises(ValueError, match="scale"):
         unscale(1.5, -1000, 2.0)
+
+
+def test_fid_and_kid_across_scales():
+    from latentdist.metrics import fid, frechet_distance, kid
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 0.4
+    base_fid = fid(x, y)
+    base_kid = kid(x, y, n_subsets=3, subset_size=30)
+    for c in (1e-150, 1e-20, 1e20, 1e150):
+        assert fid(x * c, y * c) == pytest.approx(base_fid * c * c, rel=1e-9)
+    # KID's kernel (x.y/D + 1)^3 is not homogeneous: at small scale the linear term dominates (c^2),
+    # so the value must be non-zero and of order c^2, never 0.0 from 1 + 3u rounding to 1.
+    tiny = kid(x * 1e-100, y * 1e-100, n_subsets=3, subset_size=30)
+    assert tiny.mean != 0.0 and 1e-203 < abs(tiny.mean) < 1e-197
+    assert math.isfinite(tiny.std)
+    assert kid(x, y, n_subsets=3, subset_size=30).mean == pytest.approx(base_kid.mean, rel=1e-12)
+    with pytest.raises(ValueError, match="scale"):
+        kid(x * 1e150, y * 1e150, n_subsets=3, subset_size=30)
+    with pytest.raises(ValueError, match="sigma2 must be positive semi-definite"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), -np.eye(2))

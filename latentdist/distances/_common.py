@@ -29,6 +29,7 @@ __all__ = [
     "times_pow2",
     "normalize_scale",
     "normalize_gaussians",
+    "scaled_std",
     "unscale",
 ]
 
@@ -212,6 +213,12 @@ def normalize_scale(x: Any, y: Any) -> tuple[Any, Any, int]:
     x, y = x - centre, y - centre
     e2 = scale_exponent(x, y)
     return times_pow2(x, -e2), times_pow2(y, -e2), e1 + e2
+
+
+def scaled_std(values: np.ndarray, ddof: int = 1) -> float:
+    """Standard deviation computed at unit scale: squaring values near 1e300 would overflow to inf."""
+    e = scale_exponent(values)
+    return float(times_pow2(np.std(times_pow2(np.asarray(values, dtype=np.float64), -e), ddof=ddof), e))
 
 
 def normalize_gaussians(m1: np.ndarray, s1: np.ndarray, m2: np.ndarray, s2: np.ndarray):

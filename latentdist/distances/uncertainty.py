@@ -21,7 +21,7 @@ from .._validation import (
     check_seed,
     to_numpy,
 )
-from ._common import normalize_scale, scale_exponent, times_pow2, unscale
+from ._common import normalize_scale, scaled_std, unscale
 from .kernel import KERNEL_AT_ZERO, _scaled_bandwidth, kernel_matrix, median_bandwidth
 from .registry import get_distance
 
@@ -139,7 +139,7 @@ def bootstrap(
     _finite(value, "distance on the full samples")
     _finite(reps, "distance on a bootstrap replicate")
     low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return BootstrapResult(value, float(low), float(high), _std(reps), reps)
+    return BootstrapResult(value, float(low), float(high), scaled_std(reps), reps)
 
 
 def noise_floor(
@@ -177,14 +177,8 @@ def noise_floor(
         perm = rng.permutation(len(xn))
         vals[k] = call(xn[perm[:n_half]], xn[perm[n_half:2 * n_half]])
     _finite(vals, "distance between the halves")
-    std = _std(vals) if n_repeats > 1 else 0.0
+    std = scaled_std(vals) if n_repeats > 1 else 0.0
     return NoiseFloor(float(vals.mean()), std, vals, n_half)
-
-
-def _std(values: np.ndarray) -> float:
-    """Standard deviation (ddof=1) computed at unit scale: squaring replicates near 1e300 overflows."""
-    e = scale_exponent(values)
-    return float(times_pow2(np.std(times_pow2(values, -e), ddof=1), e))
 
 
 def _permutation_batches(rng: np.random.Generator, size: int, count: int, batch: int = 64):

@@ -11,7 +11,16 @@ from typing import NamedTuple
 import numpy as np
 
 from latentdist._seeding import SeedLike, make_rng
-from latentdist._validation import ArrayLike, check_array, check_int, check_pair, check_samples, to_numpy
+from latentdist._validation import (
+    ArrayLike,
+    check_gaussian,
+    check_int,
+    check_pair,
+    check_samples,
+    check_seed,
+    to_numpy,
+)
+from latentdist.distances._common import normalize_gaussians, scale_exponent, scaled_std, times_pow2, unscale
 
 __all__ = ["GaussianStats", "KIDResult", "gaussian_stats", "frechet_distance", "fid", "kid"]
 
@@ -63,14 +72,7 @@ def _psd_sqrt(a: np.ndarray) -> np.ndarray:
 
 
 def _check_stats(mu: ArrayLike, sigma: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
-    mu = to_numpy(check_array(mu, f"mu{name}", ndim=1))
-    sigma = to_numpy(check_array(sigma, f"sigma{name}", ndim=2))
-    d = mu.shape[0]
-    if sigma.shape != (d, d):
-        raise ValueError(f"sigma{name} must have shape ({d}, {d}) to match mu{name}, got {sigma.shape}")
-    if not np.allclose(sigma, sigma.T, rtol=1e-8, atol=1e-10 * max(1.0, np.abs(sigma).max())):
-        raise ValueError(f"sigma{name} must be a symmetric covariance matrix")
-    return mu, sigma
+    return check_gaussian(mu, sigma, (f"mu{name}", f"sigma{name}"))
 
 
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
@@ -108,13 +110,16 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     mu2, sigma2 = _check_stats(mu2, sigma2, "2")
     if mu1.shape != mu2.shape:
         raise ValueError(f"mu1 and mu2 must have the same dimension, got {mu1.shape[0]} and {mu2.shape[0]}")
+    # Computed at unit scale (means centred, all divided by a power of two) and scaled back: d^2 is
+    # homogeneous of degree 2, and statistics near 1e150 would otherwise overflow in the products.
+    mu1, sigma1, mu2, sigma2, exponent = normalize_gaussians(mu1, sigma1, mu2, sigma2)
     root1 = _psd_sqrt(sigma1)
     cross = root1 @ sigma2 @ root1
     eig = np.linalg.eigvalsh((cross + cross.T) / 2)
     tr_sqrt = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
     diff = mu1 - mu2
     value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_sqrt)
-    return max(value, 0.0)
+    return float(unscale(max(value, 0.0), exponent, 2.0, "Frechet distance"))
 
 
 def fid(real_feats: ArrayLike, fake_feats: ArrayLike) -> float:
@@ -147,14 +152,27 @@ def fid(real_feats: ArrayLike, fake_feats: ArrayLike) -> float:
 
 
 def _poly_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    d = x.shape[1]
-    kxx = (x @ x.T / d + 1.0) ** 3
-    kyy = (y @ y.T / d + 1.0) ** 3
-    kxy = (x @ y.T / d + 1.0) ** 3
-    m = x.shape[0]
-    off_xx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-    off_yy = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-    return float(off_xx + off_yy - 2.0 * kxy.mean())
+    """Unbiased MMD^2 with k = (x.y / d + 1)^3, for features at any scale.
+
+    The constant term of k = 1 + 3u + 3u^2 + u^3 (u = x.y / d) cancels exactly in the unbiased
+    estimate, and on features divided by 2^e each power u^j is homogeneous of degree 2j, so
+    MMD^2 = sum_j c_j 2^(2je) A_j with A_j the estimate for u^j at unit scale. Expanding the cube
+    directly loses everything to rounding below 1e-8 (1 + 3u == 1) and overflows above 1e51.
+    """
+    d, m = x.shape[1], x.shape[0]
+    e = scale_exponent(x, y)
+    x, y = times_pow2(x, -e), times_pow2(y, -e)
+    uxx, uyy, uxy = x @ x.T / d, y @ y.T / d, x @ y.T / d
+    total = 0.0
+    for power, coef in ((1, 3.0), (2, 3.0), (3, 1.0)):
+        kxx, kyy, kxy = uxx**power, uyy**power, uxy**power
+        unit = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2.0 * kxy.mean()
+        with np.errstate(over="ignore"):
+            total += coef * float(times_pow2(unit, 2 * power * e))
+    if not np.isfinite(total):
+        raise ValueError(f"KID overflows float64 at this feature scale (about 2**{e}); the cubic kernel "
+                         "(x.y / D + 1)^3 is not scale invariant, so rescale the features")
+    return total
 
 
 def kid(
@@ -205,7 +223,8 @@ def kid(
     True
     """
     real_feats, fake_feats = check_pair(real_feats, fake_feats, ("real_feats", "fake_feats"), min_samples=2)
-    n_subsets = check_int(n_subsets, "n_subsets", low=1)
+    n_subsets = check_int(n_subsets, "n_subsets", low=1, high=10**6)
+    check_seed(seed)
     subset_size = check_int(subset_size, "subset_size", low=2)
     x, y = to_numpy(real_feats), to_numpy(fake_feats)
     if subset_size > min(len(x), len(y)):
@@ -219,4 +238,4 @@ def kid(
         xs = x[rng.choice(len(x), subset_size, replace=False)]
         ys = y[rng.choice(len(y), subset_size, replace=False)]
         values[s] = _poly_mmd2_unbiased(xs, ys)
-    return KIDResult(float(values.mean()), float(values.std()))
+    return KIDResult(float(values.mean()), scaled_std(values, ddof=0))
