@@ -160,7 +160,7 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_raises_and_resume_false_rec
 # ----------------------------------------------------------------- atomic writes: umask, stale temps
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002], ids=["022", "077", "002"])
 def test_written_files_honour_the_umask(tmp_path, mask):
     old = os.umask(mask)
     try:
