@@ -17,12 +17,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Subpackages and modules reachable as attributes (imported on first access). ``cli`` and ``experiments``
+# pull in matplotlib and the experiment configs, so they stay out of ``__all__``.
 _SUBMODULES = (
     "data",
     "distances",
     "generators",
     "latents",
+    "settings",
     "estimator",
+    "stacked",
+    "fitting",
     "ensemble",
     "profile",
     "optimal",
@@ -33,25 +38,57 @@ _SUBMODULES = (
     "cli",
 )
 
-# Top-level conveniences: name -> submodule that defines it.
+# The public API: name -> submodule that defines it (imported on first access).
 _EXPORTS = {
+    # data
     "make_dataset": "data",
     "available_datasets": "data",
     "load_mnist": "data",
     "load_digits": "data",
+    # distances
     "get_distance": "distances",
     "available_distances": "distances",
+    "register_distance": "distances",
+    "unregister_distance": "distances",
+    "trainable_distances": "distances",
+    "noise_floor": "distances",
+    "bootstrap": "distances",
+    "two_sample_test": "distances",
+    # generator families
+    "Family": "generators",
+    "Linear": "generators",
+    "MLP": "generators",
+    "LipschitzMLP": "generators",
+    "ConvDecoder": "generators",
+    # latents
+    "Latent": "latents",
+    "Gaussian": "latents",
+    "Uniform": "latents",
+    "Discrete": "latents",
+    "Empirical": "latents",
+    "Mixture": "latents",
+    "Pushforward": "latents",
+    "normalize": "latents",
+    "make_latent": "latents",
+    # estimation
+    "FitSettings": "settings",
     "latent_data_distance": "estimator",
     "LatentDistanceResult": "estimator",
+    "fit_ensemble": "fitting",
+    "EnsembleFit": "fitting",
     "complexity_profile": "profile",
     "eps_complexity": "profile",
     "plot_profile": "profile",
     "optimal_latent": "optimal",
-    "normalize": "latents",
-    "CheckpointError": "_io",
+    "OptimalLatentResult": "optimal",
+    # training
+    "train_gan": "train",
+    "train_autoencoder": "train",
+    "train_dae": "train",
+    "fit_prior": "train",
 }
 
-__all__ = ["__version__", *_SUBMODULES, *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
@@ -64,4 +101,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_SUBMODULES})

@@ -38,17 +38,25 @@ from torch import nn
 from latentdist._seeding import SeedLike, make_rng, make_torch_generator, spawn_seeds
 from latentdist._validation import (
     ArrayLike,
-    check_array,
-    check_device,
     check_int,
-    check_scalar,
     to_numpy,
 )
-from latentdist.ensemble import fit_ensemble
+from latentdist.fitting import fit_ensemble
 from latentdist.generators import Family
-from latentdist.latents import Empirical, Latent
+from latentdist.latents import Latent
+from latentdist.settings import FitSettings, as_data, as_latent, check_family
 
-__all__ = ["LatentDistanceResult", "latent_data_distance", "FLOOR_RULE_K"]
+__all__ = [
+    "LatentDistanceResult",
+    "latent_data_distance",
+    "FLOOR_RULE_K",
+    "FitSettings",
+    "DataSplit",
+    "make_split",
+    "estimate_split",
+    "estimate_families",
+    "split_data",
+]
 
 #: An estimate is "indistinguishable from the floor" when value <= floor + FLOOR_RULE_K * floor_std.
 FLOOR_RULE_K = 2.0
@@ -120,48 +128,30 @@ class LatentDistanceResult:
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def _as_latent(latent: Any) -> Latent:
-    if isinstance(latent, Latent):
-        return latent
-    if isinstance(latent, (np.ndarray, torch.Tensor, list, tuple)):
-        arr = check_array(latent, "latent", ndim=(1, 2))
-        if arr.ndim == 1:
-            raise ValueError(f"latent must be a Latent or latent points of shape (n, d), got shape "
-                             f"{tuple(arr.shape)} (use z.reshape(-1, 1) for d = 1)")
-        return Empirical(arr)
-    raise TypeError(
-        f"latent must be a Latent or an array of latent points (n, d), got {type(latent).__name__}"
-    )
-
-
-def _as_data(data: Any) -> np.ndarray:
-    if hasattr(data, "x") and not isinstance(data, (np.ndarray, torch.Tensor)):
-        data = data.x
-    arr = check_array(data, "data")
-    if arr.ndim < 2:
-        raise ValueError(f"data must have shape (n, D) (or (n, ...) images), got shape {tuple(arr.shape)}"
-                         f"{' (use x.reshape(-1, 1) for 1-D data)' if arr.ndim == 1 else ''}")
-    arr = to_numpy(arr)
-    return arr.reshape(arr.shape[0], -1)
-
-
-def _check_family(family: Any, name: str = "family") -> Family:
-    if not isinstance(family, Family):
-        raise TypeError(f"{name} must be a generators.Family (Linear, MLP, LipschitzMLP, ConvDecoder), "
-                        f"got {type(family).__name__}")
-    check_scalar(family.capacity, f"{name}.capacity", low=0.0, low_inclusive=False)
-    return family
-
-
 @dataclasses.dataclass
-class _Split:
-    """Train/held-out split of the data plus the noise floor at the evaluation size."""
+class DataSplit:
+    """The data side of an estimate: train/held-out split, noise floor and the seeds of the restarts.
+
+    Attributes
+    ----------
+    x_train, x_held : numpy.ndarray, shapes (n_train, D), (n_held, D)
+    floor, floor_std : float
+        Mean and standard deviation of the noise floor at the evaluation size.
+    floor_n : int
+        Size of each side of the noise floor.
+    restart_seeds : list of int
+        One seed per restart, the same for every family and latent fitted on this split.
+    seed : int or str
+        The seed the split was made with (as recorded in a result's ``config``).
+    """
 
     x_train: np.ndarray
     x_held: np.ndarray
     floor: float
     floor_std: float
     floor_n: int
+    restart_seeds: list[int]
+    seed: int | str
 
 
 def split_data(x: np.ndarray, holdout: float, seed: SeedLike) -> tuple[np.ndarray, np.ndarray]:
@@ -175,16 +165,43 @@ def split_data(x: np.ndarray, holdout: float, seed: SeedLike) -> tuple[np.ndarra
     return x[perm[n_held:]], x[perm[:n_held]]
 
 
-def _make_split(x: np.ndarray, holdout: float, dist_fn: Callable, n_floor: int, seeds: Sequence[int],
-                progress: bool) -> _Split:
-    x_train, x_held = split_data(x, holdout, seeds[0])
+def make_split(data: ArrayLike | Any, settings: FitSettings, seed: SeedLike = 0) -> DataSplit:
+    """Split ``data`` for an estimate and measure its noise floor (steps 1 and 5 of docs/theory.md §5).
+
+    Parameters
+    ----------
+    data : array (n, D) (or (n, ...) images, or an object with ``.x``)
+    settings : FitSettings
+        ``holdout``, ``n_restarts``, ``n_floor``, the evaluation distance and ``progress`` are used.
+    seed : int or Generator
+        Fixes the split, the floor and the restart seeds.
+
+    Returns
+    -------
+    DataSplit
+    """
+    x = as_data(data)
+    (split_seed, floor_seed), restart_seeds = _restart_seeds(seed, settings.n_restarts)
+    x_train, x_held = split_data(x, settings.holdout, split_seed)
     # The floor compares two disjoint data subsets of the evaluation's size (n_held each), drawn from
     # the whole data set so that both sides match the evaluation; capped at n // 2 when holdout > 1/2.
     from latentdist.distances import noise_floor
 
     size = min(x_held.shape[0], x.shape[0] // 2)
-    floor = noise_floor(x, distance=dist_fn, n=size, n_repeats=n_floor, seed=seeds[1], progress=progress)
-    return _Split(x_train, x_held, float(floor.mean), float(floor.std), size)
+    floor = noise_floor(x, distance=settings.evaluation_distance(), n=size, n_repeats=settings.n_floor,
+                        seed=floor_seed, progress=settings.progress)
+    return DataSplit(x_train, x_held, float(floor.mean), float(floor.std), size, restart_seeds,
+                     seed if isinstance(seed, int) else repr(seed))
+
+
+def estimate_split(data: ArrayLike | Any, holdout: float,
+                   seed: SeedLike = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, held-out) rows :func:`latent_data_distance` with this ``holdout`` and ``seed`` uses.
+
+    A search that must never see the held-out rows of a later estimate trains on the first part.
+    """
+    (split_seed, _), _ = _restart_seeds(seed, 1)
+    return split_data(as_data(data), holdout, split_seed)
 
 
 # ------------------------------------------------------------------------------------------- estimation
@@ -202,36 +219,35 @@ def _outputs(model: nn.Module, z: torch.Tensor, batch: int = 4096) -> np.ndarray
     return to_numpy(torch.cat(out))
 
 
-def _estimate_many(
+def estimate_families(
     latent: Latent,
-    split: _Split,
+    split: DataSplit,
     families: Sequence[Family],
-    distance: str | Callable,
-    dist_fn: Callable,
+    settings: FitSettings,
     *,
-    restart_seeds: Sequence[int],
-    train_distance: str | Callable,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    n_eval: int | None,
-    device: torch.device,
-    progress: bool,
-    callbacks: Sequence[Callback],
-    distance_kwargs: dict,
-    train_kwargs: dict,
-    base_config: dict,
+    callbacks: Sequence[Callback] = (),
 ) -> list[LatentDistanceResult]:
-    """Fit every (family, restart) pair in batched groups and evaluate each; one result per family."""
+    """Fit every (family, restart) pair in batched groups and evaluate each; one result per family.
+
+    Steps 2-4 of docs/theory.md §5 on a :class:`DataSplit`: all restarts of all families are fitted as one
+    batched ensemble (:func:`~latentdist.fitting.fit_ensemble`), each restart is scored on training data
+    (the selection criterion) and on the held-out rows, and the restart with the smallest training value
+    is selected. ``callbacks`` are called once per restart as in :func:`latent_data_distance`.
+    """
+    restart_seeds, s = split.restart_seeds, settings
     n_restarts = len(restart_seeds)
+    dist_fn = s.evaluation_distance()
     fam_list = [f for f in families for _ in range(n_restarts)]
-    seed_list = [s for _ in families for s in restart_seeds]
-    fit = fit_ensemble(fam_list, seed_list, latent, split.x_train, train_distance, steps=steps,
-                       batch_size=batch_size, lr=lr, device=device, progress=progress,
-                       distance_kwargs=train_kwargs)
+    seed_list = [seed for _ in families for seed in restart_seeds]
+    fit = fit_ensemble(fam_list, seed_list, latent, split.x_train, s.train_distance, steps=s.steps,
+                       batch_size=s.batch_size, lr=s.lr, device=s.device, progress=s.progress,
+                       distance_kwargs=s.train_kwargs)
+    device = s.device
     n_held = split.x_held.shape[0]
-    n_eval = n_held if n_eval is None else n_eval
+    n_eval = n_held if s.n_eval is None else s.n_eval
     n_sel = min(split.x_train.shape[0], n_eval)
+    base_config = {"holdout": s.holdout, "seed": split.seed, "n_floor": s.n_floor, "device": str(device),
+                   "distance_kwargs": s.distance_kwargs}
     results = []
     for k, family in enumerate(families):
         members = range(k * n_restarts, (k + 1) * n_restarts)
@@ -252,15 +268,15 @@ def _estimate_many(
         for r, m in enumerate(members):
             logs[r]["selected"] = r == best
             for cb in callbacks:
-                cb(steps, fit.models[m], logs[r])
+                cb(s.steps, fit.models[m], logs[r])
         hist = fit.history[fit.history["member"].isin(list(members))].copy()
         hist["restart"] = hist["member"] - k * n_restarts
         config = dict(base_config, family=family.label(), capacity=float(family.capacity),
                       latent=repr(latent), latent_dim=latent.dim, n_eval=n_eval, n_held=n_held,
                       n_train=split.x_train.shape[0], noise_floor_n=split.floor_n, n_restarts=n_restarts,
-                      restart_seeds=list(restart_seeds), steps=steps, batch_size=batch_size, lr=lr,
-                      distance=distance if isinstance(distance, str) else getattr(distance, "__name__", "fn"),
-                      train_distance=train_distance if isinstance(train_distance, str) else "callable")
+                      restart_seeds=list(restart_seeds), steps=s.steps, batch_size=s.batch_size, lr=s.lr,
+                      distance=s.distance_label(),
+                      train_distance=s.train_distance if isinstance(s.train_distance, str) else "callable")
         results.append(LatentDistanceResult(
             value=float(values[best]), values=values,
             std=float(np.std(values, ddof=1)) if n_restarts > 1 else float("nan"),
@@ -270,35 +286,6 @@ def _estimate_many(
             restart_logs=logs,
         ))
     return results
-
-
-def _resolve_common(latent, data, distance, holdout, n_restarts, steps, batch_size, lr, n_eval, n_floor,
-                    in_dim, distance_kwargs, train_distance, train_kwargs, device):
-    """Validate the arguments shared by the estimator, the profile and the optimal-latent search."""
-    from latentdist.distances import get_distance
-
-    x = _as_data(data)
-    holdout = check_scalar(holdout, "holdout", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
-    check_int(n_restarts, "n_restarts", low=1)
-    check_int(steps, "steps", low=1)
-    check_int(batch_size, "batch_size", low=2)
-    check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-    check_int(n_floor, "n_floor", low=2)
-    if n_eval is not None:
-        check_int(n_eval, "n_eval", low=2)
-    if distance_kwargs is not None and not isinstance(distance_kwargs, dict):
-        raise TypeError(f"distance_kwargs must be a dict or None, got {type(distance_kwargs).__name__}")
-    distance_kwargs = dict(distance_kwargs or {})
-    dist_fn = get_distance(distance, **distance_kwargs)  # the registry rejects unknown names
-    train_distance = distance if train_distance is None else train_distance
-    train_kwargs = distance_kwargs if train_kwargs is None else dict(train_kwargs)
-    dev = check_device(device)
-    lat = None
-    if latent is not None:
-        lat = _as_latent(latent)
-        if in_dim is not None and check_int(in_dim, "in_dim", low=1) != lat.dim:
-            raise ValueError(f"in_dim={in_dim} disagrees with the latent's dimension {lat.dim}")
-    return lat, x, holdout, dist_fn, train_distance, train_kwargs, distance_kwargs, dev
 
 
 def latent_data_distance(
@@ -323,7 +310,8 @@ def latent_data_distance(
     callbacks: Sequence[Callback] = (),
     distance_kwargs: dict | None = None,
 ) -> LatentDistanceResult:
-    r"""Estimate :math:`D_{G,d}(P_z, P_x) = \inf_{g \in G} d(g\#P_z, P_x)` from samples (docs/theory.md §2, §5).
+    r"""Estimate :math:`D_{G,d}(P_z, P_x) = \inf_{g \in G} d(g\#P_z, P_x)` from samples
+    (docs/theory.md §2, §5).
 
     The restarts are fitted together as one batched ensemble. The restart with the smallest training
     objective :math:`d(g\#\hat P_z, \hat P_x^{train})` is selected (never the smallest held-out value,
@@ -383,21 +371,19 @@ def latent_data_distance(
     >>> r.values.shape
     (3,)
     """
-    family = _check_family(family)
-    lat, x, holdout, dist_fn, train_distance, train_kwargs, distance_kwargs, dev = _resolve_common(
-        latent, data, distance, holdout, n_restarts, steps, batch_size, lr, n_eval, n_floor, in_dim,
-        distance_kwargs, train_distance, train_kwargs, device)
+    family = check_family(family)
+    settings = FitSettings(distance=distance, distance_kwargs=distance_kwargs, train_distance=train_distance,
+                           train_kwargs=train_kwargs, n_restarts=n_restarts, steps=steps,
+                           batch_size=batch_size, lr=lr, holdout=holdout, n_eval=n_eval, n_floor=n_floor,
+                           device=device, progress=progress)
+    lat = as_latent(latent)
+    if in_dim is not None and check_int(in_dim, "in_dim", low=1) != lat.dim:
+        raise ValueError(f"in_dim={in_dim} disagrees with the latent's dimension {lat.dim}")
     for i, cb in enumerate(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be callable cb(step, model, logs), got {type(cb).__name__}")
-    data_seeds, restart_seeds = _restart_seeds(seed, n_restarts)
-    split = _make_split(x, holdout, dist_fn, n_floor, data_seeds, progress)
-    base = {"holdout": holdout, "seed": seed if isinstance(seed, int) else repr(seed), "n_floor": n_floor,
-            "device": str(dev), "distance_kwargs": distance_kwargs}
     start = time.perf_counter()
-    (result,) = _estimate_many(
-        lat, split, [family], distance, dist_fn, restart_seeds=restart_seeds, train_distance=train_distance,
-        steps=steps, batch_size=batch_size, lr=lr, n_eval=n_eval, device=dev, progress=progress,
-        callbacks=callbacks, distance_kwargs=distance_kwargs, train_kwargs=train_kwargs, base_config=base)
+    split = make_split(data, settings, seed)
+    (result,) = estimate_families(lat, split, [family], settings, callbacks=callbacks)
     result.fit_time = time.perf_counter() - start
     return result

@@ -43,17 +43,10 @@ from torch import nn
 from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
 from latentdist._validation import ArrayLike, check_int, check_option, check_scalar
-from latentdist.ensemble import minibatch_loss
-from latentdist.estimator import (
-    LatentDistanceResult,
-    _check_family,
-    _resolve_common,
-    _restart_seeds,
-    latent_data_distance,
-    split_data,
-)
+from latentdist.estimator import LatentDistanceResult, estimate_split, latent_data_distance
 from latentdist.generators import MLP, Family
 from latentdist.latents import Discrete, Gaussian, Latent, Mixture, Pushforward, normalize, normalize_samples
+from latentdist.settings import FitSettings, as_data, check_family
 
 __all__ = ["OptimalLatentResult", "optimal_latent", "PARAMETERIZATIONS"]
 
@@ -139,9 +132,10 @@ class _GaussianMixture(nn.Module):
 
 
 class _Encoder(nn.Module):
-    def __init__(self, in_dim: int, dim: int, width: int, method: str):
+    def __init__(self, in_dim: int, dim: int, width: int, method: str, seed: int):
         super().__init__()
-        self.net = MLP(width=width, depth=2).build(in_dim, dim, seed=0)
+        # Seeded per restart: every restart (and every seed) starts from its own weights.
+        self.net = MLP(width=width, depth=2).build(in_dim, dim, seed=seed)
         self.method = method
 
     def sample(self, n: int, gen: torch.Generator, x_batch: torch.Tensor) -> torch.Tensor:
@@ -159,9 +153,7 @@ def _make_parameterization(kind: str, dim: int, in_dim: int, method: str, n_part
         return _Particles(n_particles, dim, method, gen)
     if kind == "mixture":
         return _GaussianMixture(n_components, dim, gen)
-    with torch.random.fork_rng(devices=[]):  # the encoder's init must not touch the global RNG
-        torch.manual_seed(seed)
-        return _Encoder(in_dim, dim, encoder_width, method)
+    return _Encoder(in_dim, dim, encoder_width, method, seed)  # Family.build leaves the global RNG alone
 
 
 def optimal_latent(
@@ -231,7 +223,7 @@ def optimal_latent(
     >>> type(r.latent).__name__
     'Affine'
     """
-    family = _check_family(family)
+    family = check_family(family)
     dim = check_int(dim, "dim", low=1)
     kind = check_option(parameterization, "parameterization", PARAMETERIZATIONS)
     method = check_option(normalization, "normalization", ("moment", "cube"))
@@ -246,15 +238,16 @@ def optimal_latent(
     if latent_lr is not None:
         latent_lr = check_scalar(latent_lr, "latent_lr", low=0.0, low_inclusive=False)
     latent_lr = lr if latent_lr is None else latent_lr
-    _, x, holdout, _, _, train_kwargs, distance_kwargs, dev = _resolve_common(
-        None, data, distance, holdout, n_restarts, steps, batch_size, lr, None, 2, None,
-        distance_kwargs, None, None, device)
+    x = as_data(data)
+    settings = FitSettings(distance=distance, distance_kwargs=distance_kwargs, n_restarts=n_restarts,
+                           steps=steps, batch_size=batch_size, lr=lr, holdout=holdout, device=device,
+                           progress=progress)
+    holdout, dev, distance_kwargs = settings.holdout, settings.device, settings.distance_kwargs
     search_seed, estimate_seed = spawn_seeds(seed, 2)
     # The re-estimate's split is reproduced here so that the search never sees its held-out rows.
-    (split_seed, _), _ = _restart_seeds(estimate_seed, distance_restarts)
-    x_train, _ = split_data(x, holdout, split_seed)
+    x_train, _ = estimate_split(x, holdout, estimate_seed)
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=dev)
-    loss_fn = minibatch_loss(distance, **train_kwargs)
+    loss_fn = settings.training_loss()
 
     best, records, tails = None, [], []
     for r, rs in enumerate(spawn_seeds(search_seed, n_restarts)):

@@ -30,15 +30,10 @@ import torch
 from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike
 from latentdist._validation import ArrayLike, check_scalar
-from latentdist.estimator import (
-    _check_family,
-    _estimate_many,
-    _make_split,
-    _resolve_common,
-    _restart_seeds,
-)
+from latentdist.estimator import estimate_families, make_split
 from latentdist.generators import Family
 from latentdist.latents import Latent
+from latentdist.settings import FitSettings, check_family
 
 __all__ = ["PROFILE_COLUMNS", "complexity_profile", "eps_complexity", "plot_profile"]
 
@@ -134,23 +129,17 @@ def complexity_profile(
     named = _named_latents(latents)
     if isinstance(families, Family):
         families = [families]
-    families = [_check_family(f, f"families[{i}]") for i, f in enumerate(families)]
+    families = [check_family(f, f"families[{i}]") for i, f in enumerate(families)]
     if not families:
         raise ValueError("families must contain at least one Family")
-    _, x, holdout, dist_fn, train_distance, train_kwargs, distance_kwargs, dev = _resolve_common(
-        None, data, distance, holdout, n_restarts, steps, batch_size, lr, n_eval, n_floor, None,
-        distance_kwargs, train_distance, train_kwargs, device)
-    data_seeds, restart_seeds = _restart_seeds(seed, n_restarts)
-    split = _make_split(x, holdout, dist_fn, n_floor, data_seeds, progress)
-    base = {"holdout": holdout, "seed": seed if isinstance(seed, int) else repr(seed), "n_floor": n_floor,
-            "device": str(dev), "distance_kwargs": distance_kwargs}
+    settings = FitSettings(distance=distance, distance_kwargs=distance_kwargs, train_distance=train_distance,
+                           train_kwargs=train_kwargs, n_restarts=n_restarts, steps=steps,
+                           batch_size=batch_size, lr=lr, holdout=holdout, n_eval=n_eval, n_floor=n_floor,
+                           device=device, progress=progress)
+    split = make_split(data, settings, seed)
     rows, results = [], {}
     for name, lat in progress_bar(named.items(), progress=progress and len(named) > 1, desc="latents"):
-        res = _estimate_many(
-            lat, split, families, distance, dist_fn, restart_seeds=restart_seeds,
-            train_distance=train_distance, steps=steps, batch_size=batch_size, lr=lr, n_eval=n_eval,
-            device=dev, progress=progress, callbacks=(), distance_kwargs=distance_kwargs,
-            train_kwargs=train_kwargs, base_config=base)
+        res = estimate_families(lat, split, families, settings)
         for fam, r in zip(families, res, strict=True):
             results[(name, len(rows))] = r
             rows.append({"latent": name, "family": fam.label(), "capacity": float(fam.capacity),

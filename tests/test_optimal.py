@@ -77,17 +77,36 @@ def test_cube_normalisation_and_determinism():
 def test_search_never_sees_the_evaluation_rows():
     """The re-estimate's held-out rows are exactly the rows the search's split held out."""
     from latentdist._seeding import spawn_seeds
-    from latentdist.estimator import _restart_seeds, split_data
+    from latentdist.estimator import estimate_split
 
     x = np.arange(100, dtype=float).reshape(-1, 1)
     _, est_seed = spawn_seeds(0, 2)
-    (split_seed, _), _ = _restart_seeds(est_seed, 1)
-    train, held = split_data(x, 0.2, split_seed)
+    train, held = estimate_split(x, 0.2, est_seed)
     assert not set(train.ravel()) & set(held.ravel())
     res = optimal_latent(x, 1, FAMILY, "w1", parameterization="encoder", steps=5, n_restarts=1,
                          distance_steps=2, distance_restarts=1, progress=False, seed=0)
     # The encoder latent is the push-forward of the TRAINING rows only.
     assert res.latent.base.codes.shape[0] == train.shape[0]
+    # ... and the re-estimate holds out exactly the rows the search held out.
+    assert res.distance.config["n_held"] == held.shape[0]
+
+
+def test_encoder_restarts_and_seeds_start_from_different_weights():
+    """Regression: the encoder MLP was built with seed=0 whatever the restart or seed."""
+    x = np.random.default_rng(0).normal(size=(80, 2))
+    kw = dict(parameterization="encoder", encoder_width=4, steps=1, lr=1e-12, n_restarts=1, distance_steps=1,
+              distance_restarts=1, progress=False)
+
+    def encoder_weights(seed):
+        return [p.detach() for p in optimal_latent(x, 1, FAMILY, "w2", seed=seed, **kw).encoder.parameters()]
+
+    first, again, other = encoder_weights(0), encoder_weights(0), encoder_weights(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))  # same seed, same weights
+    assert not any(torch.allclose(a, b) for a, b in zip(first, other, strict=True))
+    from latentdist.optimal import _make_parameterization
+
+    restarts = [_make_parameterization("encoder", 1, 2, "moment", 8, 2, 4, s) for s in (11, 12)]
+    assert not torch.allclose(restarts[0].net[0].weight, restarts[1].net[0].weight)
 
 
 @pytest.mark.parametrize(
