@@ -107,37 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _mnist_preflight(claims: Sequence[str], progress: bool) -> str | None:
-    """Fetch MNIST now if a claim declares ``NEEDS_MNIST``; the error text when it cannot be had.
-
-    Runs before any computation, so a machine without MNIST and without a reachable mirror stops
-    within seconds instead of failing after the claims that do not need it.
-    """
-    from latentdist.experiments.runner import experiment_module
-
-    need = [c for c in claims if getattr(experiment_module(c), "NEEDS_MNIST", False)]
-    if not need:
-        return None
-    from latentdist.data.mnist import MNISTUnavailableError, ensure_mnist
-
-    try:
-        ensure_mnist(progress=progress)
-    except MNISTUnavailableError as exc:
-        return f"{', '.join(need)} need{'s' if len(need) == 1 else ''} MNIST; nothing was computed.\n{exc}"
-    return None
-
-
 def _cmd_repro(args: argparse.Namespace) -> int:
-    from latentdist.experiments.config import CLAIMS
+    from latentdist.data.mnist import MNISTUnavailableError
     from latentdist.experiments.runner import run_all
 
-    problem = _mnist_preflight(args.only or CLAIMS, progress=not args.no_progress)
-    if problem is not None:
-        print(f"latentdist: error: {problem}", file=sys.stderr)
-        return 1
     mode = args.mode or "quick"
-    results = run_all(args.only, mode, out=args.out, use_cache=not args.no_cache,
-                      progress=not args.no_progress, log=print)
+    try:  # run_all fetches MNIST first when a claim needs it, and stops with one message when it cannot
+        results = run_all(args.only, mode, out=args.out, use_cache=not args.no_cache,
+                          progress=not args.no_progress, log=print)
+    except MNISTUnavailableError as exc:
+        print(f"latentdist: error: {exc}", file=sys.stderr)
+        return 1
     print(f"done: {len(results)} claim(s) in mode {mode!r}")
     return 0
 

@@ -197,3 +197,13 @@ def test_claims_that_need_mnist_declare_it():
         module = experiment_module(claim)
         if any(name in inspect.getsource(module) for name in uses):
             assert getattr(module, "NEEDS_MNIST", False) is True, f"{claim} uses MNIST: set NEEDS_MNIST"
+
+
+def test_run_all_requires_mnist_before_computing(fresh, tmp_path, monkeypatch):
+    from latentdist.experiments.runner import run_all
+
+    monkeypatch.setenv(MNIST_URL_ENV, _closed_port_url())
+    out = tmp_path / "figures"
+    with pytest.raises(MNISTUnavailableError, match=r"R5 needs MNIST; nothing was computed"):
+        run_all(["R1", "R5"], "quick", out=out, progress=False)
+    assert not out.exists() and not fresh.exists()

@@ -22,7 +22,8 @@ from latentdist.experiments.config import CLAIMS, MODES, default_out_dir, get_co
 from latentdist.experiments.io import save_json, save_table
 from latentdist.experiments.result import ExperimentResult
 
-__all__ = ["MODULES", "experiment_module", "run_experiment", "run_all", "resolve_mode", "resolve_out_dir"]
+__all__ = ["MODULES", "experiment_module", "run_experiment", "run_all", "require_mnist", "resolve_mode",
+           "resolve_out_dir"]
 
 MODULES = {
     "R1": "r1_distance",
@@ -159,6 +160,29 @@ def _run_one(claim: str, mode: str, module: ModuleType, config: dict, *, out: st
     return result
 
 
+def require_mnist(claims: list[str] | tuple[str, ...], *, progress: bool = True) -> None:
+    """Make sure MNIST is on disk (fetching it) when one of ``claims`` declares ``NEEDS_MNIST = True``.
+
+    Called before anything is computed, so a machine without MNIST and without a reachable mirror stops
+    within seconds rather than after the claims that do not need it.
+
+    Raises
+    ------
+    latentdist.data.MNISTUnavailableError
+        Naming the claims that need MNIST, where it was looked for, what to set, and how to run without it.
+    """
+    need = [c for c in claims if getattr(experiment_module(c), "NEEDS_MNIST", False)]
+    if not need:
+        return
+    from latentdist.data.mnist import MNISTUnavailableError, ensure_mnist
+
+    try:
+        ensure_mnist(progress=progress)
+    except MNISTUnavailableError as exc:
+        verb = "needs" if len(need) == 1 else "need"
+        raise MNISTUnavailableError(f"{', '.join(need)} {verb} MNIST; nothing was computed.\n{exc}") from None
+
+
 def run_all(
     claims: list[str] | tuple[str, ...] | None = None,
     mode: str | None = None,
@@ -171,12 +195,14 @@ def run_all(
     """Run several claims in order and write ``repro_summary.json`` (seconds per claim, total).
 
     ``log`` is an optional callable taking one line of text (the CLI passes ``print``). An unwritable
-    cache is handled as in :func:`run_experiment`, with a single warning for the whole run.
+    cache is handled as in :func:`run_experiment`, with a single warning for the whole run. Claims that
+    need MNIST get it first (:func:`require_mnist`), before anything is computed.
     """
     mode = resolve_mode(mode)
     claims = list(claims or CLAIMS)
     for c in claims:
         check_option(c, "claim", CLAIMS)
+    require_mnist(claims, progress=progress)
     out_dir = resolve_out_dir(mode, out)
     _check_out_dir(out_dir)
     can_store = _cache_writable()
