@@ -24,8 +24,10 @@ TINY = {
     "R3": {"datasets": RING, "n": 200, "width": 4, "steps": 5, "batch_size": 32, "search_seeds": 2},
     "R4": {"n": 200, "n_eval": 200, "width": 4, "gaussian_widths": [8], "critic_width": 8, "steps": 3,
            "latent_steps": 3},
-    "R5": {"n_train": 200, "n_eval": 100, "decoder_channels": 4, "small_channels": 2, "encoder_channels": 4,
-           "aux_channels": [2], "stage1_steps": 3, "stage2_steps": 3, "joint_steps": 3, "batch_size": 16},
+    "R5": {"n_train": 200, "n_val": 100, "n_eval": 100, "latent_dim": 4, "encoder_channels": 2,
+           "decoder": {"channels": 4, "depth": 1}, "sweeps": {"dropout": [0.3], "width": [2], "depth": [0]},
+           "max_steps": 6, "validate_every": 3, "patience": 1, "batch_size": 16, "prior_components": [2],
+           "latent_dg": {"n": 100, "steps": 3, "width": 4, "n_floor": 2}, "mmd_n": 50, "unit_cache": False},
     "R6": {"datasets": RING, "distances": ["w2", "mmd"], "n": 200, "width": 4, "steps": 5, "optimal_steps": 5,
            "batch_size": 32},
 }
@@ -36,8 +38,9 @@ EXPECTED = {
     "R3": ({"dataset", "latent", "value", "std", "noise_floor"}, ["R3_optimal_latents"]),
     "R4": ({"latent", "width", "total_params", "coverage", "w2", "w2_floor"},
            ["R4_gan_samples", "R4_gan_quality"]),
-    "R5": ({"method", "decoder_channels", "aux_channels", "fid", "precision", "recall", "density",
-            "coverage"}, ["R5_samples", "R5_aux_sweep"]),
+    "R5": ({"method", "weakening", "strength", "seed", "sample_fid", "recon_fid", "prior_gap", "latent_dg",
+            "sample_sw2_pixels", "prior_nll", "class_tv_uniform"},
+           ["R5_tradeoff", "R5_samples", "R5_curves", "R5_paired"]),
     "R6": ({"dataset", "distance", "latent", "value", "noise_floor"}, ["R6_baselines"]),
 }
 
@@ -85,30 +88,6 @@ def test_closed_forms():
     assert a2_closed_form("two_point", 2.0, 0.5) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="latent"):
         a2_closed_form("cauchy", 2.0, 1.0)
-
-
-def test_r5_summary_pairs_seeds_and_finds_the_sweep_optimum():
-    from latentdist.experiments.r5_dae import _summarise
-
-    rows = []
-    for seed, (j16, a4, a8, a16, j8, d8) in enumerate([(100, 150, 90, 105, 130, 120),
-                                                       (110, 170, 95, 112, 140, 126)]):
-        for method, ch, aux, fid in [("joint", 16, np.nan, j16), ("dae", 16, 4.0, a4), ("dae", 16, 8.0, a8),
-                                     ("dae", 16, 16.0, a16), ("joint", 8, np.nan, j8), ("dae", 8, 8.0, d8)]:
-            rows.append({"method": method, "decoder_channels": ch, "aux_channels": aux, "seed": seed,
-                         "fid": float(fid), "fid_floor": 5.0 + seed})
-    s = _summarise(pd.DataFrame(rows), {"decoder_channels": 16, "small_channels": 8}, best_aux=8.0)
-    assert s["seeds"] == [0, 1]
-    assert s["fid_dae_minus_joint_equal_decoder"]["values"] == [-10.0, -15.0]
-    assert s["fid_dae_minus_joint_equal_decoder"]["mean"] == pytest.approx(-12.5)
-    assert s["fid_joint_equal_decoder"]["std"] == pytest.approx(np.std([100, 110], ddof=1))
-    assert s["dae_beats_joint_equal_decoder_every_seed"] and s["aux_sweep_interior_optimum"]
-    assert not s["dae_small_decoder_matches_joint"]  # 123 > 105
-    assert s["aux_sweep_fid_mean"] == {4.0: 160.0, 8.0: 92.5, 16.0: 108.5}
-    assert s["fid_floor"]["mean"] == pytest.approx(5.5)
-    # the non-weakened end of the sweep as optimum is not an interior optimum
-    s16 = _summarise(pd.DataFrame(rows), {"decoder_channels": 16, "small_channels": 8}, best_aux=16.0)
-    assert not s16["aux_sweep_interior_optimum"] and not s16["dae_beats_joint_equal_decoder_every_seed"]
 
 
 def test_r4_summary_needs_a_gap_beyond_the_seed_spread():

@@ -119,19 +119,33 @@ _R4 = {
     },
 }
 
-_R5 = {
+_R5 = {  # DAE vs joint (r5_dae); units are cached per (seed, model), so full mode resumes seed by seed
     "quick": {
-        "seed": 0,
-        "n_train": 2000, "n_eval": 500, "latent_dim": 8, "decoder_channels": 16, "small_channels": 8,
-        "encoder_channels": 16, "aux_channels": [4], "aux_dropout": 0.0, "n_seeds": 1, "stage1_steps": 100,
-        "stage2_steps": 100, "joint_steps": 100, "batch_size": 64, "prior": "gmm",
+        "seed": 0, "split_seed": 2023, "n_train": 1500, "n_val": 500, "n_eval": 500,
+        "latent_dim": 8, "encoder_channels": 8, "decoder": {"channels": 8, "depth": 1},
+        # one strength per weakening exercises every code path; full mode sweeps three
+        "sweeps": {"dropout": [0.3], "width": [4], "depth": [0]}, "init_variant": True,
+        "n_seeds": 2, "sweep_seeds": 2,
+        "loss": "bce_logits", "batch_size": 64, "lr": 2e-3,
+        "max_steps": 400, "min_steps": 0, "validate_every": 50, "patience": 2,
+        "prior": "gmm", "prior_components": [4, 8],
+        "latent_dg": {"width": 16, "depth": 2, "n": 400, "steps": 60, "restarts": 1, "distance": "w2",
+                      "n_floor": 3},
+        "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 300, "unit_cache": True,
     },
     "full": {
-        "seed": 0,
-        "n_train": 10000, "n_eval": 2000, "latent_dim": 8, "decoder_channels": 16, "small_channels": 8,
-        "encoder_channels": 16, "aux_channels": [4, 8, 16], "aux_dropout": 0.0, "n_seeds": 3,
-        "stage1_steps": 600,
-        "stage2_steps": 600, "joint_steps": 600, "batch_size": 64, "prior": "gmm",
+        "seed": 0, "split_seed": 2023, "n_train": None, "n_val": 5000, "n_eval": 5000,
+        "latent_dim": 16, "encoder_channels": 32, "decoder": {"channels": 32, "depth": 2},
+        # depth 2 (= the final decoder's) is the unweakened end of the depth sweep
+        "sweeps": {"dropout": [0.1, 0.3, 0.5], "width": [8, 16, 24], "depth": [0, 1, 2]},
+        "init_variant": True, "n_seeds": 5, "sweep_seeds": 3,
+        # 55k training images / 128 = 430 steps an epoch: at least 20 epochs, at most 40, validated each epoch
+        "loss": "bce_logits", "batch_size": 128, "lr": 1e-3,
+        "max_steps": 17200, "min_steps": 8600, "validate_every": 430, "patience": 3,
+        "prior": "gmm", "prior_components": [10, 20, 40],
+        "latent_dg": {"width": 32, "depth": 2, "n": 4000, "steps": 400, "restarts": 2, "distance": "w2",
+                      "n_floor": 10},
+        "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 2000, "unit_cache": True,
     },
 }
 

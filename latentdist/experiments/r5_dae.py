@@ -1,189 +1,434 @@
 """R5: Decoupled Autoencoder vs joint training on MNIST (docs/theory.md §4, §6 R5).
 
-* Joint AE: encoder f and decoder g trained together on reconstruction.
-* DAE: stage 1 trains f with a weaker auxiliary decoder (fewer channels, optional dropout), stage 2 freezes
-  f and trains g at full size.
-* Both: a GMM prior is fitted on f#P_x and samples are g(z), z ~ prior.
+Design (issue 12; paper_repro.md R5 states the verdict rule before the numbers):
 
-Compared at equal final decoder size, with a smaller final decoder, and across auxiliary-decoder strengths
-(channels). Metrics (``mnist_metrics``) live in the feature space of the toolkit's self-trained MNIST
-classifier: FID, KID, precision/recall, density/coverage; plus reconstruction MSE on test images.
+* Data: MNIST train is split once (``split_seed``) into training images and a fixed validation part that
+  is checked disjoint from test; every choice (early-stopping point, auxiliary strength, GMM size) is made
+  on validation. Test images are used only for the final scores: ``n_eval`` reference images, and a disjoint
+  ``n_eval`` for the real-vs-real floor and the calibration rows (blurred and noisy real digits).
+* Models: one encoder, one final decoder (``ConvDecoder`` emitting logits, BCE-with-logits loss), one prior
+  family, one step budget and one seed per pair. Joint AE: f and g trained together. DAE: stage 1 trains f
+  with an auxiliary decoder weakened by dropout (Dropout2d), width or depth, never larger than g; stage 2
+  freezes f and trains a fresh g (``init='aux'``: g starts from the auxiliary weights, a stated variant).
+  Every stage early-stops on its validation loss (``patience``, ``min_steps``, cap ``max_steps``).
+* Sweeps: each weakening at each strength over ``sweep_seeds`` seeds; the DAE whose weakening has the best
+  mean validation sample FID is the headline DAE, compared with the joint AE over ``n_seeds`` seeds.
+* Scores per model and seed: sample FID (prior then decoder), recon FID (decoder(encoder(test))), prior gap
+  = sample - recon FID, KID, precision/recall, density/coverage, class-histogram entropy and TV from
+  uniform, the prior's held-out NLL of standardised test codes, latent D_G from N(0, I) to the standardised
+  training codes at a fixed small MLP capacity with its noise floor, and the pixel-space sliced W2 and MMD
+  (:mod:`latentdist.metrics.robust`) of samples and reconstructions.
+* Resumable: each (seed, model) is one unit cached under a hash of everything it depends on, so a full run
+  can be done seed by seed (``seeds=[k]``) and an interrupted run redoes only its unfinished unit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from latentdist._validation import to_numpy
-from latentdist.experiments.io import save_figure
+from latentdist.experiments import cache
+from latentdist.experiments.r5_stats import paired_differences, paired_summary, verdict
 from latentdist.experiments.result import ExperimentResult
 
-__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run"]
+__all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "WEAKENINGS", "compute", "plot", "run", "model_specs",
+           "check_config", "aux_family", "run_seed"]
 
 CLAIM = "R5"
 TITLE = "DAE vs joint autoencoder on MNIST"
-VERSION = 3
-#: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
+VERSION = 4
 NEEDS_MNIST = True
+WEAKENINGS = ("dropout", "width", "depth")
+# per-metric keys the headline statistics and figures use
+PAIRED_METRICS = ("sample_fid", "recon_fid", "prior_gap", "sample_kid", "latent_dg", "prior_nll",
+                  "sample_sw2_pixels", "recon_sw2_pixels", "class_tv_uniform")
 
 
-def _score(res, x_train, real, config: dict, seed: int) -> tuple[dict, np.ndarray]:
-    """Fit the prior on the codes, sample, and compute the metrics; returns (metrics, 64 sample images)."""
-    import torch
+# --------------------------------------------------------------------------- configuration
 
-    from latentdist.metrics import mnist_metrics
-    from latentdist.train import GenerativePipeline, fit_prior, prior_parameter_count
 
-    prior = fit_prior(res.encode(x_train), config["prior"])
-    pipe = GenerativePipeline(prior, res.decoder, output_shape=(1, 28, 28))
-    fake = pipe.sample(config["n_eval"], seed=seed).clamp(0, 1)
-    raw = mnist_metrics(real, fake, seed=seed)
-    metrics = {k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    recon = res.reconstruct(real)
-    metrics["recon_mse"] = float(torch.mean((recon - torch.as_tensor(real)) ** 2))
-    metrics["decoder_params"] = int(sum(p.numel() for p in res.decoder.parameters()))
-    metrics["prior_params"] = int(prior_parameter_count(prior))
-    return metrics, to_numpy(fake[:64]).reshape(-1, 28, 28)
+def final_family(config: dict):
+    """The final decoder (emitting logits for ``loss='bce_logits'``) shared by joint AE and DAE."""
+    from latentdist.generators import ConvDecoder
+
+    dec = config["decoder"]
+    return ConvDecoder(dec["channels"], depth=dec["depth"], output=_output(config))
+
+
+def _output(config: dict) -> str:
+    return "linear" if config["loss"] in ("bce_logits", "mse") else "sigmoid"
+
+
+def aux_family(config: dict, weakening: str, strength: float):
+    """The auxiliary decoder for one weakening: dropout p, width (channels) or depth, the rest as final."""
+    if weakening not in WEAKENINGS:
+        raise ValueError(f"weakening must be one of {WEAKENINGS}, got {weakening!r}")
+    final = final_family(config)
+    if weakening == "dropout":
+        return dataclasses.replace(final, dropout=float(strength))
+    if weakening == "width":
+        return dataclasses.replace(final, channels=int(strength))
+    return dataclasses.replace(final, depth=int(strength))
+
+
+def model_specs(config: dict, seed: int, seeds: list[int], sweep_seeds: list[int]) -> list[dict]:
+    """The units to train for ``seed``: joint, every sweep point (on sweep seeds) and the init variant."""
+    specs: list[dict] = [{"method": "joint"}]
+    if seed in sweep_seeds:
+        for kind in WEAKENINGS:
+            for s in config["sweeps"][kind]:
+                specs.append({"method": "dae", "weakening": kind, "strength": float(s), "init": "fresh"})
+        if config["init_variant"] and config["sweeps"]["dropout"]:
+            p = float(config["sweeps"]["dropout"][len(config["sweeps"]["dropout"]) // 2])
+            specs.append({"method": "dae", "weakening": "dropout", "strength": p, "init": "aux"})
+    return specs
+
+
+def check_config(config: dict) -> None:
+    """Refuse a bad configuration before any training (every message names the offending key).
+
+    Checks: every auxiliary decoder of every sweep is a valid ``ConvDecoder`` (dropout in [0, 1), width and
+    depth >= 0) and is not larger than the final decoder; the validation part is non-empty and leaves
+    training data; at least 2 headline seeds for the paired statistics of a multi-seed run.
+    """
+    from latentdist.train.autoencoder import check_aux_not_larger
+
+    d = int(config["latent_dim"])
+    final = final_family(config)
+    dec = final.build(d, 784, seed=0)
+    for kind in WEAKENINGS:
+        values = config["sweeps"].get(kind)
+        if not isinstance(values, list):
+            raise ValueError(f"sweeps.{kind} must be a list of strengths, got {values!r}")
+        for s in values:
+            if kind == "dropout" and not 0.0 <= float(s) < 1.0:
+                raise ValueError(f"sweeps.dropout values must lie in [0, 1), got {s}")
+            try:
+                fam = aux_family(config, kind, s)
+                check_aux_not_larger(fam.build(d, 784, seed=0), dec, fam, final)
+            except ValueError as exc:
+                raise ValueError(f"sweeps.{kind}={s}: {exc}") from exc
+    n_val = config["n_val"]
+    if not isinstance(n_val, int) or n_val < 1:
+        raise ValueError(f"n_val must be a positive number of validation images, got {n_val!r}")
+    if config["n_train"] is not None and (config["n_train"] < 2 or config["n_train"] + n_val > 60000):
+        raise ValueError(f"n_train must be in [2, 60000 - n_val], got {config['n_train']}")
+    if 2 * config["n_eval"] > 10000:
+        raise ValueError(f"n_eval must be at most 5000 (two disjoint test halves), got {config['n_eval']}")
+    if config["sweep_seeds"] > config["n_seeds"]:
+        raise ValueError(f"sweep_seeds ({config['sweep_seeds']}) must not exceed n_seeds "
+                         f"({config['n_seeds']})")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_data(config: dict) -> dict:
+    """Training, validation and test images; ValueError naming LATENTDIST_DATA when MNIST is missing."""
+    from latentdist.data import load_mnist
+    from latentdist.data.splits import check_disjoint, validation_split
+
+    try:
+        x_all, _ = load_mnist("train")
+        test, _ = load_mnist("test")
+    except FileNotFoundError as exc:
+        raise ValueError(f"R5 needs MNIST: set LATENTDIST_DATA to a directory holding mnist/ ({exc})"
+                         ) from exc
+    tr, va = validation_split(len(x_all), config["n_val"], seed=config["split_seed"])
+    if config["n_train"] is not None:
+        pick = np.random.default_rng(config["split_seed"] + 1).choice(tr, config["n_train"], replace=False)
+        tr = np.sort(pick)
+    x_val = x_all[va]
+    check_disjoint(x_val, test, name="validation split (n_val)")
+    perm = np.random.default_rng(config["split_seed"]).permutation(len(test))
+    n = config["n_eval"]
+    return {"train": x_all[tr], "val": x_val, "real": test[perm[:n]], "other": test[perm[n:2 * n]]}
+
+
+# --------------------------------------------------------------------------- one unit: train and score
+
+
+def _train(spec: dict, config: dict, data: dict, seed: int, progress: bool):
+    from latentdist.train import ConvEncoder, train_autoencoder, train_dae
+
+    enc = ConvEncoder(channels=config["encoder_channels"], latent_dim=config["latent_dim"])
+    common = dict(batch_size=config["batch_size"], lr=config["lr"], loss=config["loss"],
+                  latent_dim=config["latent_dim"], val_data=data["val"],
+                  validate_every=config["validate_every"], patience=config["patience"],
+                  min_steps=config["min_steps"], seed=seed, progress=progress,
+                  log_every=config["validate_every"])
+    if spec["method"] == "joint":
+        return train_autoencoder(data["train"], enc, final_family(config), steps=config["max_steps"],
+                                 **common)
+    aux = aux_family(config, spec["weakening"], spec["strength"])
+    return train_dae(data["train"], enc, aux, final_family(config), stage1_steps=config["max_steps"],
+                     stage2_steps=config["max_steps"], stage2_init=spec["init"], **common)
+
+
+def _standardise(codes: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (codes - mean) / std
+
+
+def _feature_metrics(fr: np.ndarray, ff: np.ndarray, config: dict, seed: int) -> dict[str, float]:
+    from latentdist.metrics import density_coverage, fid, kid, precision_recall
+
+    k = kid(fr, ff, n_subsets=50, subset_size=min(1000, len(fr), len(ff)), seed=seed)
+    pr, dc = precision_recall(fr, ff, k=5), density_coverage(fr, ff, k=5)
+    return {"fid": fid(fr, ff), "kid": k.mean, "precision": pr.precision, "recall": pr.recall,
+            "density": dc.density, "coverage": dc.coverage}
+
+
+def _view_metrics(prefix: str, real: np.ndarray, fr: np.ndarray, images: np.ndarray, feats, config: dict,
+                  seed: int) -> dict[str, float]:
+    """Classifier-feature metrics and pixel distances of ``images`` against the reference, keys prefixed."""
+    from latentdist.metrics.robust import pixel_distances
+
+    out = _feature_metrics(fr, feats.features(images), config, seed)
+    out.update(pixel_distances(real, images, mmd_n=config["mmd_n"], seed=seed))
+    return {f"{prefix}_{k}": float(v) for k, v in out.items()}
+
+
+def _latent_dg(z_std: np.ndarray, config: dict, seed: int) -> tuple[float, float]:
+    """D_G(N(0, I), standardised codes) at the fixed small capacity, and its noise floor."""
+    from latentdist.estimator import latent_data_distance
+    from latentdist.generators import MLP
+    from latentdist.latents import Gaussian
+
+    c = config["latent_dg"]
+    z = z_std[np.random.default_rng(seed).permutation(len(z_std))[: c["n"]]]
+    r = latent_data_distance(Gaussian(z.shape[1]), z, MLP(width=c["width"], depth=c["depth"]), c["distance"],
+                             n_restarts=c["restarts"], steps=c["steps"], n_floor=c["n_floor"], seed=seed,
+                             progress=False)
+    return float(r.value), float(r.noise_floor)
+
+
+def _fit_prior(z_train: np.ndarray, z_val: np.ndarray, config: dict):
+    """The GMM whose component count has the best validation log-likelihood (chosen on validation)."""
+    from latentdist.train import fit_prior
+
+    best = None
+    for k in config["prior_components"]:
+        prior = fit_prior(z_train, config["prior"], n_components=int(k))
+        ll = float(np.mean(prior.log_prob(z_val)))
+        if best is None or ll > best[0]:
+            best = (ll, int(k), prior)
+    return best
+
+
+def score_unit(res, config: dict, data: dict, feats, ref: dict, seed: int) -> tuple[dict, np.ndarray]:
+    """Every R5 metric of one trained model; returns (row, 64 sample images)."""
+    from latentdist.metrics import fid
+    from latentdist.metrics.robust import class_histogram
+    from latentdist.train.autoencoder import encode
+
+    codes = {k: res.encode(data[k]).numpy().astype(np.float64) for k in ("train", "val", "real")}
+    mean, std = codes["train"].mean(0), codes["train"].std(0) + 1e-8
+    z = {k: _standardise(v, mean, std) for k, v in codes.items()}
+    val_ll, k_best, prior = _fit_prior(z["train"], z["val"], config)
+    n = config["n_eval"]
+    z_fake = prior.sample(n, seed=seed).numpy().astype(np.float64) * std + mean
+    fake = encode(res.image_decoder(), z_fake.astype(np.float32)).reshape(n, 1, 28, 28).numpy()
+    recon = res.reconstruct(data["real"]).numpy()
+    row: dict[str, Any] = {}
+    row.update(_view_metrics("sample", data["real"], ref["real"], fake, feats, config, seed))
+    row.update(_view_metrics("recon", data["real"], ref["real"], recon, feats, config, seed))
+    row["prior_gap"] = row["sample_fid"] - row["recon_fid"]
+    row["val_sample_fid"] = float(fid(ref["val"], feats.features(fake)))
+    row.update(class_histogram(feats.predict(fake)))
+    row["prior_nll"] = float(-np.mean(prior.log_prob(z["real"])))
+    row["prior_val_ll"], row["prior_components"] = val_ll, k_best
+    row["latent_dg"], row["latent_dg_floor"] = _latent_dg(z["train"], config, seed)
+    row["recon_mse"] = float(np.mean((recon - data["real"]) ** 2))
+    row["decoder_params"] = int(sum(p.numel() for p in res.decoder.parameters()))
+    aux = getattr(res, "aux_decoder", None)
+    row["aux_params"] = int(sum(p.numel() for p in aux.parameters())) if aux is not None else np.nan
+    return row, fake[:64, 0]
+
+
+def _stage_summary(history: pd.DataFrame) -> dict:
+    """Steps trained and best validated step of each stage (joint: stage 0)."""
+    stages = history.attrs.get("stages") or {0: dict(history.attrs)}
+    out = {}
+    for k, a in stages.items():
+        rows = history[history["stage"] == k] if "stage" in history else history
+        out[f"stage{k}_steps"] = int(rows["step"].max())
+        out[f"stage{k}_best_step"] = int(a.get("best_step", 0))
+    return out
+
+
+def _unit_key(config: dict, seed: int, spec: dict) -> str:
+    """Hash of what one unit depends on: everything but the seed lists and the sweep grid."""
+    own = {k: v for k, v in config.items() if k not in ("n_seeds", "sweep_seeds", "sweeps", "init_variant")}
+    return cache.config_hash("R5-unit", {"config": own, "seed": seed, "spec": spec}, VERSION)
+
+
+def run_unit(spec: dict, config: dict, data: dict, feats, ref: dict, seed: int, progress: bool) -> dict:
+    """Train and score one (seed, model), through the per-unit cache when ``config['unit_cache']``."""
+    key = _unit_key(config, seed, spec)
+    if config["unit_cache"]:
+        hit = cache.load("R5-unit", key)
+        if hit is not None:
+            return hit
+    res = _train(spec, config, data, seed, progress)
+    row, grid = score_unit(res, config, data, feats, ref, seed)
+    history = res.history.copy()
+    history["method"] = spec["method"]
+    if "stage" not in history:
+        history["stage"] = 0
+    row = {**_spec_columns(spec), "seed": seed, **row, **_stage_summary(res.history)}
+    unit = {"row": row, "grid": grid, "history": pd.DataFrame(history.to_dict("records"))}
+    if config["unit_cache"] and cache.unwritable() is None:
+        cache.store("R5-unit", key, unit)
+    return unit
+
+
+def _spec_columns(spec: dict) -> dict:
+    return {"method": spec["method"], "weakening": spec.get("weakening", "none"),
+            "strength": spec.get("strength", np.nan), "init": spec.get("init", "none")}
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def calibration_rows(data: dict, feats, ref: dict, config: dict) -> pd.DataFrame:
+    """Metrics of real-vs-real (the floor), blurred and noisy real digits against the reference images."""
+    from latentdist.metrics.robust import calibration_images
+
+    cal = config["calibration"]
+    images = calibration_images(data["other"], sigmas=cal["blur_sigmas"], noise_std=cal["noise_std"],
+                                seed=config["split_seed"])
+    rows = []
+    for name, imgs in images.items():
+        m = _view_metrics("sample", data["real"], ref["real"], imgs, feats, config, config["split_seed"])
+        rows.append({"calibration": name, **{k.removeprefix("sample_"): v for k, v in m.items()}})
+    return pd.DataFrame(rows)
+
+
+def _prepare(config: dict, progress: bool) -> tuple[dict, Any, dict, list[int], list[int]]:
+    """Config check, data, feature network and reference features: everything before the first unit."""
+    from latentdist.metrics import MNISTFeatures
+
+    check_config(config)
+    data = load_data(config)
+    feats = MNISTFeatures.load_or_train(progress=progress)
+    ref = {"real": feats.features(data["real"]), "val": feats.features(data["val"])}
+    seeds = [config["seed"] + k for k in range(config["n_seeds"])]
+    return data, feats, ref, seeds, seeds[: config["sweep_seeds"]]
+
+
+def _units(config: dict, data: dict, feats, ref: dict, seeds: list[int], sweep_seeds: list[int],
+           progress: bool, only: list[int] | None = None) -> tuple[list[dict], tuple[str, float]]:
+    """Sweep units on the sweep seeds, the choice of DAE, then joint and chosen DAE on the other seeds."""
+    units: list[dict] = []
+    for seed in sweep_seeds:
+        if only is None or seed in only or any(s not in sweep_seeds for s in only):
+            units += [run_unit(s, config, data, feats, ref, seed, progress)
+                      for s in model_specs(config, seed, seeds, sweep_seeds)]
+    if only is not None and all(s in sweep_seeds for s in only):
+        return units, (None, None)
+    best = choose_dae(pd.DataFrame([u["row"] for u in units]))
+    best_spec = {"method": "dae", "weakening": best[0], "strength": best[1], "init": "fresh"}
+    for seed in seeds[len(sweep_seeds):]:
+        if only is None or seed in only:
+            units += [run_unit(s, config, data, feats, ref, seed, progress)
+                      for s in ({"method": "joint"}, best_spec)]
+    return units, best
+
+
+def run_seed(index: int, mode: str = "full", *, progress: bool = True, **overrides: Any) -> pd.DataFrame:
+    """Train and cache the units of seed ``seed + index`` only (a full run done seed by seed).
+
+    A sweep seed trains its sweep; a later seed needs the sweep seeds' units for the choice of DAE (taken
+    from the cache, computed if missing). Rerunning after an interruption redoes only unfinished units;
+    afterwards ``latentdist repro R5 --full`` assembles everything from the cache.
+    """
+    from latentdist.experiments.config import get_config
+
+    config = get_config(CLAIM, mode, **overrides)
+    if not isinstance(index, int) or not 0 <= index < config["n_seeds"]:
+        raise ValueError(f"index must be an int in [0, n_seeds={config['n_seeds']}), got {index!r}")
+    data, feats, ref, seeds, sweep_seeds = _prepare(config, progress)
+    units, _ = _units(config, data, feats, ref, seeds, sweep_seeds, progress, only=[seeds[index]])
+    return pd.DataFrame([u["row"] for u in units if u["row"]["seed"] == seeds[index]])
 
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
-    """Train joint AEs and DAEs over ``n_seeds`` seeds and score them; see the module docstring.
-
-    Seed ``s = seed + k`` fixes the training subset, the evaluation images, every network's
-    initialisation and batch order, so within one seed all models are compared on the same data.
-    The auxiliary strength used for the small-decoder DAE is the one with the lowest FID *averaged over
-    seeds*. Each seed also records ``fid_floor``: the metrics of a second, disjoint set of real test
-    images against the evaluation images (what a perfect generator would score at this ``n``).
-    """
-    from latentdist.data import load_mnist
-    from latentdist.generators import ConvDecoder
-    from latentdist.metrics import mnist_metrics
-    from latentdist.train import ConvEncoder, train_autoencoder, train_dae
-
-    rows, grids = [], {}
-    seeds = [config["seed"] + k for k in range(config.get("n_seeds", 1))]
-    enc = ConvEncoder(channels=config["encoder_channels"], latent_dim=config["latent_dim"])
-    n_eval, big, small = config["n_eval"], config["decoder_channels"], config["small_channels"]
-    # the DAE's final decoder gets as many steps as the joint AE's decoder (stage2_steps == joint_steps)
-    stages = {"stage1_steps": config["stage1_steps"], "stage2_steps": config["stage2_steps"],
-              "aux_dropout": config["aux_dropout"]}
-    data: dict = {}
-    for seed in seeds:
-        x, _ = load_mnist("train", n=config["n_train"], seed=seed)
-        test, _ = load_mnist("test", n=2 * n_eval, seed=seed)
-        # load_mnist keeps file order, and MNIST's test file is not exchangeable (its two halves come
-        # from different writer pools), so the evaluation/floor split must be a random one.
-        perm = np.random.default_rng(seed).permutation(len(test))
-        real, other = test[perm[:n_eval]], test[perm[n_eval:]]
-        floor = mnist_metrics(real, other, seed=seed + 1)
-        common = {"batch_size": config["batch_size"], "latent_dim": config["latent_dim"], "seed": seed,
-                  "progress": progress}
-
-        def record(method: str, decoder_ch: int, aux_ch: float, res, seed=seed, x=x, real=real,
-                   floor=floor) -> None:
-            metrics, grid = _score(res, x, real, config, seed + 1)
-            rows.append({"method": method, "decoder_channels": decoder_ch, "aux_channels": aux_ch,
-                         "seed": seed, **metrics, "fid_floor": float(floor["fid"]),
-                         "kid_floor": float(floor["kid_mean"])})
-            if seed == seeds[0]:
-                label = f", aux {aux_ch:g})" if method == "dae" else ")"
-                grids[f"{method} (dec {decoder_ch}{label}"] = grid
-
-        for ch in (big, small):
-            res = train_autoencoder(x, enc, ConvDecoder(channels=ch), steps=config["joint_steps"], **common)
-            record("joint", ch, np.nan, res)
-        for aux in config["aux_channels"]:
-            res = train_dae(x, enc, ConvDecoder(channels=aux), ConvDecoder(channels=big), **stages, **common)
-            record("dae", config["decoder_channels"], aux, res)
-        data[seed] = (x, real, record, common)
-    dae = pd.DataFrame([r for r in rows if r["method"] == "dae"])
-    best_aux = float(dae.groupby("aux_channels")["fid"].mean().idxmin())
-    for seed in seeds:
-        x, _, record, common = data[seed]
-        res = train_dae(x, enc, ConvDecoder(channels=int(best_aux)), ConvDecoder(channels=small),
-                        **stages, **common)
-        record("dae", config["small_channels"], best_aux, res)
-    table = pd.DataFrame(rows)
-    return ExperimentResult(CLAIM, table, _summarise(table, config, best_aux), extras={"grids": grids})
+    """Check the config, then train and score every unit; see the module docstring."""
+    data, feats, ref, seeds, sweep_seeds = _prepare(config, progress)
+    units, best = _units(config, data, feats, ref, seeds, sweep_seeds, progress)
+    table = pd.DataFrame([u["row"] for u in units])
+    calib = calibration_rows(data, feats, ref, config)
+    summary = summarise(table, calib, best)
+    grids, curves = {}, []
+    first = seeds[0]
+    for u in units:
+        r = u["row"]
+        headline = r["method"] == "joint" or (r["weakening"], r["strength"], r["init"]) == (*best, "fresh")
+        if r["seed"] == first and headline:
+            grids[r["method"]] = u["grid"]
+            curves.append(u["history"].assign(model=r["method"]))
+    extras = {"grids": grids, "curves": pd.concat(curves, ignore_index=True), "calibration": calib}
+    return ExperimentResult(CLAIM, table, summary, extras=extras)
 
 
-def _summarise(table: pd.DataFrame, config: dict, best_aux: float) -> dict:
-    """Means and standard deviations (ddof=1) over seeds, and paired per-seed differences."""
-    big, small = config["decoder_channels"], config["small_channels"]
+def choose_dae(table: pd.DataFrame) -> tuple[str, float]:
+    """The (weakening, strength) with the lowest mean validation sample FID over the sweep seeds."""
+    dae = table[(table["method"] == "dae") & (table["init"] == "fresh")]
+    if dae.empty:
+        raise ValueError("table has no DAE sweep rows to choose from")
+    means = dae.groupby(["weakening", "strength"])["val_sample_fid"].mean()
+    kind, strength = means.idxmin()
+    return str(kind), float(strength)
 
-    def fids(method: str, ch: int, aux: float | None = None) -> pd.Series:
-        sub = table[(table["method"] == method) & (table["decoder_channels"] == ch)]
-        if aux is not None:
-            sub = sub[sub["aux_channels"] == aux]
-        return sub.set_index("seed")["fid"].sort_index()
 
-    def ms(s: pd.Series) -> dict:
-        return {"mean": float(s.mean()), "std": float(s.std(ddof=1)) if len(s) > 1 else float("nan"),
-                "values": [float(v) for v in s]}
+def headline_table(table: pd.DataFrame, best: tuple[str, float]) -> pd.DataFrame:
+    """Joint rows and the chosen DAE's rows (fresh stage-2 decoder), one per (method, seed)."""
+    joint = table[table["method"] == "joint"]
+    dae = table[(table["method"] == "dae") & (table["weakening"] == best[0]) & (table["strength"] == best[1])
+                & (table["init"] == "fresh")]
+    return pd.concat([joint, dae], ignore_index=True)
 
-    joint_big, dae_big = fids("joint", big), fids("dae", big, best_aux)
-    joint_small, dae_small = fids("joint", small), fids("dae", small, best_aux)
-    diff = dae_big - joint_big  # paired by seed; negative = DAE better
-    sweep = (table[(table["method"] == "dae") & (table["decoder_channels"] == big)]
-             .groupby("aux_channels")["fid"].agg(["mean", "std"]).sort_index())
-    interior = len(sweep) >= 3 and best_aux not in (sweep.index.min(), sweep.index.max())
-    floor = table.groupby("seed")["fid_floor"].first()
-    return {
-        "seeds": sorted(int(s) for s in table["seed"].unique()),
-        "fid_joint_equal_decoder": ms(joint_big), "fid_dae_equal_decoder": ms(dae_big),
-        "fid_joint_small_decoder": ms(joint_small), "fid_dae_small_decoder": ms(dae_small),
-        "fid_dae_minus_joint_equal_decoder": ms(diff),
-        "dae_beats_joint_equal_decoder_every_seed": bool((diff < 0).all()),
-        "dae_beats_joint_equal_decoder_on_mean": bool(dae_big.mean() < joint_big.mean()),
-        "dae_small_decoder_matches_joint": bool(dae_small.mean() <= joint_big.mean()),
-        "best_aux_channels": best_aux, "aux_sweep_interior_optimum": bool(interior),
-        "aux_sweep_fid_mean": {float(k): float(v) for k, v in sweep["mean"].items()},
-        "aux_sweep_fid_std": {float(k): float(v) for k, v in sweep["std"].items()},
-        "fid_floor": ms(floor),
-    }
+
+def _ms(s: pd.Series) -> dict:
+    return {"mean": float(s.mean()), "sd": float(s.std(ddof=1)) if len(s) > 1 else float("nan"), "n": len(s)}
+
+
+def summarise(table: pd.DataFrame, calib: pd.DataFrame, best: tuple[str, float]) -> dict:
+    """Headline means/sds, paired differences with CIs, sweep means, calibration, headroom and verdict."""
+    head = headline_table(table, best)
+    floor = float(calib.loc[calib["calibration"] == "real", "fid"].iloc[0])
+    out: dict[str, Any] = {"seeds": sorted(int(s) for s in head["seed"].unique()),
+                           "chosen_dae": {"weakening": best[0], "strength": best[1],
+                                          "chosen_on": "mean validation sample FID over the sweep seeds"},
+                           "fid_floor": floor}
+    for method in ("joint", "dae"):
+        rows = head[head["method"] == method]
+        out[method] = {m: _ms(rows[m]) for m in PAIRED_METRICS if m in rows}
+    if head["method"].nunique() == 2:
+        out["paired_dae_minus_joint"] = {m: paired_summary(paired_differences(head, m))
+                                         for m in PAIRED_METRICS}
+        out["verdict"] = verdict(head)
+    joint_recon = out["joint"]["recon_fid"]["mean"]
+    out["headroom"] = {"joint_recon_fid_over_floor": joint_recon / floor if floor > 0 else float("nan"),
+                       "within_3x_floor": bool(joint_recon <= 3 * floor)}
+    sweep = table[(table["method"] == "dae")].groupby(["weakening", "strength", "init"])
+    out["sweep"] = {f"{k[0]}={k[1]:g} ({k[2]})": {m: float(v) for m, v in g[
+        ["val_sample_fid", "sample_fid", "recon_fid", "prior_gap", "latent_dg"]].mean().items()}
+        for k, g in sweep}
+    cols = ["fid", "kid", "sw2_pixels", "mmd_pixels"]
+    out["calibration"] = calib.set_index("calibration")[cols].to_dict("index")
+    return out
 
 
 def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
-    """``R5_samples`` (8x8 grids per model) and ``R5_aux_sweep`` (metrics against aux strength)."""
-    import matplotlib.pyplot as plt
+    """R5 figures: trade-off curves, sample grids, training curves, paired differences."""
+    from latentdist.experiments.r5_plots import plot_all
 
-    grids = result.extras["grids"]
-    fig, axes = plt.subplots(1, len(grids), figsize=(3 * len(grids), 3.3), squeeze=False)
-    for ax, (name, imgs) in zip(axes[0], grids.items(), strict=True):
-        k = int(np.sqrt(len(imgs)))
-        tile = imgs[: k * k].reshape(k, k, 28, 28).transpose(0, 2, 1, 3).reshape(28 * k, 28 * k)
-        ax.imshow(tile, cmap="gray", vmin=0, vmax=1)
-        ax.set(title=name, xticks=[], yticks=[])
-    fig.tight_layout()
-    paths = save_figure(fig, out_dir, "R5_samples")
-
-    t = result.table
-    big = result.config["decoder_channels"]
-    metrics = [m for m in ("fid", "precision", "recall", "coverage") if m in t]
-    sweep = (t[(t["method"] == "dae") & (t["decoder_channels"] == big)]
-             .groupby("aux_channels")[metrics].agg(["mean", "std"]).sort_index())
-    joint = t[(t["method"] == "joint") & (t["decoder_channels"] == big)][metrics].agg(["mean", "std"])
-    n_seeds = t["seed"].nunique() if "seed" in t else 1
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.3), squeeze=False)
-    for ax, m in zip(axes[0], metrics, strict=True):
-        err = sweep[(m, "std")].fillna(0.0)
-        ax.errorbar(sweep.index, sweep[(m, "mean")], yerr=err, fmt="o-", capsize=3, label="DAE (mean ± sd)")
-        jm, js = joint.loc["mean", m], (0.0 if np.isnan(joint.loc["std", m]) else joint.loc["std", m])
-        ax.axhline(jm, color="k", ls="--", label="joint AE")
-        ax.axhspan(jm - js, jm + js, color="k", alpha=0.1)
-        if m == "fid" and "fid_floor" in t:
-            ax.axhline(t["fid_floor"].mean(), color="g", ls=":", label="real vs real (floor)")
-        ax.set_xscale("log")
-        ax.set_xticks(list(sweep.index), [f"{v:g}" for v in sweep.index])
-        ax.minorticks_off()
-        ax.set(xlabel="aux decoder channels", ylabel=m,
-               title=f"R5: {m} (decoder {big} ch, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return paths + save_figure(fig, out_dir, "R5_aux_sweep")
+    return plot_all(result, out_dir)
 
 
 def run(mode: str | None = None, **kwargs) -> pd.DataFrame:
