@@ -86,6 +86,8 @@ _EXPORTS = {
     "train_autoencoder": "train",
     "train_dae": "train",
     "fit_prior": "train",
+    # reliability: the one error every damaged checkpoint or cache file raises
+    "CheckpointError": "_io",
 }
 
 __all__ = ["__version__", *_EXPORTS]
