@@ -9,7 +9,8 @@ import pytest
 from latentdist.data.splits import check_disjoint, validation_split
 from latentdist.experiments import r5_dae
 from latentdist.experiments.config import get_config
-from latentdist.experiments.r5_stats import bootstrap_ci, paired_differences, paired_summary, verdict
+from latentdist.experiments.r5_stats import bootstrap_ci, paired_differences, paired_summary
+from latentdist.experiments.r5_stats import paired_verdict as verdict
 from latentdist.metrics.robust import blur_images, calibration_images, class_histogram, noisy_images
 
 
@@ -25,13 +26,13 @@ def _table(d_fid, d_gap, base_fid=50.0, base_gap=20.0):
 
 def test_verdict_reproduced_when_samples_better_and_gap_smaller():
     v = verdict(_table([-5.0, -4.0, -6.0, -5.5, -4.5], [-3.0, -2.0, -4.0, -3.0, -2.5]))
-    assert v["verdict"] == "reproduced" and v["samples_better"] and v["gap_smaller"]
+    assert v["status"] == "reproduced" and v["samples_better"] and v["gap_smaller"]
     assert v["sample_fid"]["ci_high"] < 0 and v["sample_fid"]["n"] == 5
 
 
 def test_verdict_not_reproduced_when_dae_worse():
     v = verdict(_table([5.0, 4.0, 6.0, 5.5, 4.5], [3.0, 2.0, 4.0, 3.0, 2.5]))
-    assert v["verdict"] == "not reproduced" and not v["samples_better"] and not v["gap_smaller"]
+    assert v["status"] == "not reproduced" and not v["samples_better"] and not v["gap_smaller"]
 
 
 def test_verdict_borderline_ci_touching_zero_is_only_partial():
@@ -39,17 +40,17 @@ def test_verdict_borderline_ci_touching_zero_is_only_partial():
     # so with a smaller prior gap the claim is only partially reproduced
     v = verdict(_table([-6.0, -5.0, -4.0, -5.0, 8.0], [-1.0, -1.0, -1.0, -1.0, -1.0]))
     assert v["sample_fid"]["mean"] < 0 and v["sample_fid"]["ci_high"] > 0
-    assert v["verdict"] == "partially reproduced" and v["gap_smaller"] and not v["samples_better"]
+    assert v["status"] == "partial" and v["gap_smaller"] and not v["samples_better"]
 
 
 def test_verdict_borderline_better_samples_but_gap_not_smaller():
     v = verdict(_table([-5.0, -4.0, -6.0, -5.5, -4.5], [0.0, 0.0, 0.0, 0.0, 0.0]))
-    assert v["verdict"] == "partially reproduced" and v["samples_better"] and not v["gap_smaller"]
+    assert v["status"] == "partial" and v["samples_better"] and not v["gap_smaller"]
 
 
 def test_verdict_single_seed_cannot_exclude_zero():
     v = verdict(_table([-50.0], [-10.0]))
-    assert np.isnan(v["sample_fid"]["ci_high"]) and v["verdict"] == "partially reproduced"
+    assert np.isnan(v["sample_fid"]["ci_high"]) and v["status"] == "partial"
 
 
 def test_bootstrap_ci_and_paired_summary():
@@ -173,3 +174,17 @@ def test_class_histogram_and_calibration_images():
     assert list(cal) == ["real", "blur 0.5", "blur 1.5", "noise 0.2"]
     with pytest.raises(ValueError, match="sigma"):
         blur_images(x, -1.0)
+
+
+def test_module_verdict_uses_the_dae_chosen_on_validation():
+    rows = []
+    for s in range(5):
+        rows.append({"method": "joint", "weakening": "none", "strength": np.nan, "init": "none", "seed": s,
+                     "val_sample_fid": 50.0, "sample_fid": 50.0 + s, "prior_gap": 10.0})
+        # chosen on validation (lower val FID) but worse on test: the verdict must use it anyway
+        rows.append({"method": "dae", "weakening": "dropout", "strength": 0.3, "init": "fresh", "seed": s,
+                     "val_sample_fid": 40.0, "sample_fid": 60.0 + s, "prior_gap": 12.0})
+        rows.append({"method": "dae", "weakening": "width", "strength": 4.0, "init": "fresh", "seed": s,
+                     "val_sample_fid": 45.0, "sample_fid": 30.0 + s, "prior_gap": 5.0})
+    v = r5_dae.verdict(pd.DataFrame(rows))
+    assert v.status == "not reproduced" and "+10.00" in v.reasons[0]

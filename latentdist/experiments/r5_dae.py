@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 
 from latentdist.experiments import cache
-from latentdist.experiments.r5_stats import paired_differences, paired_summary, verdict
+from latentdist.experiments._common import Verdict
+from latentdist.experiments.r5_stats import paired_differences, paired_summary, paired_verdict
 from latentdist.experiments.result import ExperimentResult
 
 __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "WEAKENINGS", "compute", "plot", "run", "model_specs",
-           "check_config", "aux_family", "run_seed"]
+           "check_config", "aux_family", "run_seed", "verdict"]
 
 CLAIM = "R5"
 TITLE = "DAE vs joint autoencoder on MNIST"
@@ -393,6 +394,16 @@ def headline_table(table: pd.DataFrame, best: tuple[str, float]) -> pd.DataFrame
     return pd.concat([joint, dae], ignore_index=True)
 
 
+def verdict(table: pd.DataFrame) -> Verdict:
+    """R5's verdict from its result table: the DAE chosen on validation against the joint AE, paired by
+    seed (rule in :mod:`latentdist.experiments.r5_stats`)."""
+    head = headline_table(table, choose_dae(table))
+    if head["method"].nunique() < 2:
+        return Verdict("not reproduced", ("no paired joint/DAE rows",))
+    detail = paired_verdict(head)
+    return Verdict(detail["status"], tuple(detail["reasons"]))
+
+
 def _ms(s: pd.Series) -> dict:
     return {"mean": float(s.mean()), "sd": float(s.std(ddof=1)) if len(s) > 1 else float("nan"), "n": len(s)}
 
@@ -411,7 +422,9 @@ def summarise(table: pd.DataFrame, calib: pd.DataFrame, best: tuple[str, float])
     if head["method"].nunique() == 2:
         out["paired_dae_minus_joint"] = {m: paired_summary(paired_differences(head, m))
                                          for m in PAIRED_METRICS}
-        out["verdict"] = verdict(head)
+        detail = paired_verdict(head)
+        out["verdict"] = {"status": detail["status"], "reasons": detail["reasons"]}
+        out["verdict_detail"] = detail
     joint_recon = out["joint"]["recon_fid"]["mean"]
     out["headroom"] = {"joint_recon_fid_over_floor": joint_recon / floor if floor > 0 else float("nan"),
                        "within_3x_floor": bool(joint_recon <= 3 * floor)}

@@ -113,7 +113,7 @@ def paired_bars(result: ExperimentResult, out_dir) -> list[Path]:
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=7)
         ax.set_yscale("symlog", linthresh=1e-2)
     ax.axhline(0, color="k", lw=0.8)
-    v = result.summary.get("verdict", {}).get("verdict", "n/a")
+    v = result.summary.get("verdict", {}).get("status", "n/a")
     ax.set(ylabel="DAE - joint (paired)", title=f"R5 paired differences, 95% bootstrap CI; verdict: {v}")
     fig.tight_layout()
     return save_figure(fig, out_dir, "R5_paired")

@@ -12,7 +12,7 @@ The verdict is stated before any number is seen (docs/theory.md §4, paper_repro
 * ``'reproduced'``: the DAE's sample FID is lower, with the CI of d(sample FID) entirely below 0, *and*
   its prior gap (sample FID - recon FID) is smaller (mean d(prior gap) < 0): better samples, for the
   paper's reason;
-* ``'partially reproduced'``: exactly one of the two holds;
+* ``'partial'``: exactly one of the two holds;
 * ``'not reproduced'``: neither holds.
 """
 
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["bootstrap_ci", "paired_summary", "paired_differences", "verdict", "VERDICTS"]
+from latentdist.experiments._common import STATUSES
 
-VERDICTS = ("reproduced", "partially reproduced", "not reproduced")
+__all__ = ["bootstrap_ci", "paired_summary", "paired_differences", "paired_verdict"]
 
 
 def bootstrap_ci(values: Any, *, level: float = 0.95, n_boot: int = 10000,
@@ -84,23 +84,23 @@ def paired_differences(table: pd.DataFrame, metric: str, *, a: str = "dae", b: s
     return (wide[a] - wide[b]).dropna().sort_index()
 
 
-def verdict(table: pd.DataFrame, *, fid: str = "sample_fid", gap: str = "prior_gap") -> dict[str, Any]:
+def paired_verdict(table: pd.DataFrame, *, fid: str = "sample_fid", gap: str = "prior_gap") -> dict[str, Any]:
     """The R5 verdict from the headline table (rows: ``method`` in {'joint', 'dae'}, ``seed``, metrics).
 
     Returns
     -------
     dict
-        ``verdict`` (one of :data:`VERDICTS`), ``samples_better`` (CI of d(sample FID) below 0),
-        ``gap_smaller`` (mean d(prior gap) < 0), the paired summaries ``sample_fid`` and ``prior_gap``
-        and a one-line ``evidence``.
+        ``status`` (one of ``latentdist.experiments._common.STATUSES``), ``reasons`` (the evidence, one
+        line), ``samples_better`` (CI of d(sample FID) below 0), ``gap_smaller`` (mean d(prior gap) < 0)
+        and the paired summaries ``sample_fid`` and ``prior_gap``.
     """
     d_fid, d_gap = paired_differences(table, fid), paired_differences(table, gap)
     s_fid, s_gap = paired_summary(d_fid), paired_summary(d_gap)
     better = bool(np.isfinite(s_fid["ci_high"]) and s_fid["ci_high"] < 0)
     smaller = bool(np.isfinite(s_gap["mean"]) and s_gap["mean"] < 0)
-    word = VERDICTS[0] if better and smaller else VERDICTS[1] if better or smaller else VERDICTS[2]
+    word = STATUSES[0] if better and smaller else STATUSES[1] if better or smaller else STATUSES[2]
     evidence = (f"DAE - joint over {s_fid['n']} seeds: sample FID {s_fid['mean']:+.2f} "
                 f"[{s_fid['ci_low']:+.2f}, {s_fid['ci_high']:+.2f}] (t-test p={s_fid['p_ttest']:.3g}), "
                 f"prior gap {s_gap['mean']:+.2f} [{s_gap['ci_low']:+.2f}, {s_gap['ci_high']:+.2f}]")
-    return {"verdict": word, "samples_better": better, "gap_smaller": smaller, "sample_fid": s_fid,
-            "prior_gap": s_gap, "evidence": evidence}
+    return {"status": word, "reasons": [evidence], "samples_better": better, "gap_smaller": smaller,
+            "sample_fid": s_fid, "prior_gap": s_gap}
