@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from latentdist._validation import check_int, check_option, check_samples, check_scalar, to_numpy
+from latentdist.distances._common import normalize_scale
 
 __all__ = ["intrinsic_dimension", "n_components", "ID_METHODS"]
 
@@ -69,6 +70,9 @@ def intrinsic_dimension(x: Any, method: str = "mle", k: int = 20) -> float:
     k = check_int(k, "k", low=2)
     need = {"twonn": _MIN_SAMPLES_TWONN, "lpca": 2}.get(method, k + 1)
     arr = to_numpy(check_samples(x, "x", min_samples=need))
+    # Every estimator here is invariant to translation and scale; at unit scale (centred, divided by
+    # a power of two) neighbour distances neither overflow near 1e300 nor underflow near 1e-300.
+    arr = normalize_scale(arr, arr[:0])[0]
     if method == "mle":
         return _levina_bickel_mackay(arr, k)
     import skdim

@@ -229,7 +229,7 @@ def _layer_factor(
     )
 
 
-def _infer_in_shape(g: nn.Module) -> tuple[int, ...]:
+def _infer_in_shape(g: nn.Module, hint: str = "pass in_shape=(d,)") -> tuple[int, ...]:
     for attr in ("in_dim", "in_features"):
         value = getattr(g, attr, None)
         if isinstance(value, int):
@@ -241,7 +241,7 @@ def _infer_in_shape(g: nn.Module) -> tuple[int, ...]:
         weight = getattr(m, "weight", None)
         if isinstance(weight, torch.Tensor) and weight.ndim == 2:  # a custom dense layer (out, in)
             return (int(weight.shape[1]),)
-    raise ValueError("in_shape could not be inferred from g (no Linear layer found); pass in_shape=(d,)")
+    raise ValueError(f"the input size could not be inferred from g (no Linear layer found); {hint}")
 
 
 def lipschitz_upper(

@@ -90,7 +90,23 @@ def path_length(
         F = flat_map(g, Z)
         with torch.no_grad():
             delta = (Z + eps * u) - Z  # the step actually taken after rounding z + eps u
-            stretch = (F(Z + delta) - F(Z)).double().norm(dim=1) / delta.double().norm(dim=1)
+            step = delta.double().norm(dim=1)
+            if bool((step == 0).any()):
+                raise ValueError(f"eps={eps:g} is below the rounding resolution of the latent points "
+                                 f"(|z| up to {float(Z.abs().max()):.1e} in {Z.dtype}); raise eps")
+            out = F(Z)
+            change = (F(Z + delta) - out).double().norm(dim=1)
+            # Output changes within a few ulps of the outputs themselves are rounding, not stretch
+            # (latents near 1e30 in float32, say); a silent 0.0 would read as a constant generator.
+            ulp = torch.finfo(out.dtype).eps * out.double().abs().amax(dim=1)
+            if bool(((change <= 100 * ulp) & (ulp > 0)).double().mean() > 0.5):
+                raise ValueError(f"eps={eps:g} is too small for the scale of the generator's outputs (up "
+                                 f"to {float(out.abs().max()):.1e} in {out.dtype}): the steps are lost to "
+                                 "rounding; raise eps or normalize the latent")
+            stretch = change / step
+    if not bool(torch.isfinite(stretch).all()):
+        raise ValueError("the generator's outputs are not finite at these latent points (they overflow "
+                         f"{Z.dtype} at this scale); check the latent's scale and the generator's weights")
     return float(stretch.mean())
 
 
@@ -263,7 +279,7 @@ def linear_regions(
         if in_dim is None:
             from latentdist.complexity.lipschitz import _infer_in_shape
 
-            (in_dim,) = _infer_in_shape(g)
+            (in_dim,) = _infer_in_shape(g, "pass in_dim=d or a latent")
         d = check_int(in_dim, "in_dim", low=1)
         centers = torch.zeros(n_lines, d, dtype=dtype, device=dev)
     else:

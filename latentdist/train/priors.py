@@ -40,6 +40,7 @@ from latentdist._validation import (
     check_scalar,
     to_numpy,
 )
+from latentdist.distances._common import scaled_std
 from latentdist.latents import Latent
 
 __all__ = ["GMMPrior", "KDEPrior", "FlowPrior", "fit_prior", "PRIORS"]
@@ -183,11 +184,15 @@ class KDEPrior(_FittedPrior):
         arr = to_numpy(check_samples(z, "z", min_samples=2))
         n, d = arr.shape
         if isinstance(self.bandwidth, str):
-            sigma = float(arr.std(axis=0, ddof=1).mean())
+            # Per-column spread at unit scale: arr.std() of points near 1e300 overflows to inf.
+            sigma = float(np.mean([scaled_std(col) for col in arr.T]))
             if sigma <= 0:
                 raise ValueError("z has zero spread; a bandwidth rule needs distinct points (or a float)")
             factor = n ** (-1 / (d + 4)) if self.bandwidth == "scott" else (n * (d + 2) / 4) ** (-1 / (d + 4))
             h = sigma * factor
+            if not 0 < h < float("inf"):
+                raise ValueError(f"the {self.bandwidth!r} rule gives bandwidth {h:.3g} for z of spread "
+                                 f"{sigma:.3g}; rescale z (e.g. normalize it) or pass a float bandwidth")
         else:
             h = self.bandwidth
         self.bandwidth_ = float(h)
