@@ -22,8 +22,7 @@ TINY = {
            "batch_size": 32,
            "optimal": {"steps": 5}, "budget_sensitivity": {"multipliers": [1, 2]}},
     "R3": {"datasets": RING, "n": 200, "width": 4, "steps": 5, "batch_size": 32, "search_seeds": 2},
-    "R4": {"n": 200, "n_eval": 200, "width": 4, "gaussian_widths": [8], "critic_width": 8, "steps": 3,
-           "latent_steps": 3},
+    "R4": {"n": 200, "n_eval": 200, "widths": [4, 8], "critic_width": 8, "steps": 3, "latent_steps": 3},
     "R5": {"n_train": 200, "n_val": 100, "n_eval": 100, "latent_dim": 4, "encoder_channels": 2,
            "decoder": {"channels": 4, "depth": 1}, "sweeps": {"dropout": [0.3], "width": [2], "depth": [0]},
            "max_steps": 6, "validate_every": 3, "patience": 1, "batch_size": 16, "prior_components": [2],
@@ -62,8 +61,43 @@ def test_tiny_experiment_writes_table_numbers_and_figures(claim, tmp_path, reque
     for fig in figures:
         for ext in ("png", "pdf"):
             assert (out / f"{fig}.{ext}").stat().st_size > 1000, f"{fig}.{ext}"
-    numeric = res.table.select_dtypes("number")
-    assert np.isfinite(numeric.drop(columns=[c for c in numeric if numeric[c].isna().all()])).any().all()
+    assert_finite_table(res.table, NAN_BY_DESIGN.get(claim, set()))
+
+
+#: Columns that are NaN on some rows by design (e.g. the found latent's shape only on its own rows).
+NAN_BY_DESIGN = {"R3": {"latent_n_components", "latent_intrinsic_dim"},
+                 # R5: a joint AE has no aux decoder or stages 1/2, a DAE no stage 0
+                 "R5": {"strength", "aux_params", "stage0_steps", "stage0_best_step", "stage1_steps",
+                        "stage1_best_step", "stage2_steps", "stage2_best_step"}}
+
+
+def assert_finite_table(table: pd.DataFrame, nan_ok: set[str]) -> None:
+    """Every numeric cell is finite, except NaN (never inf) in the ``nan_ok`` columns, each of which still
+    has a finite value somewhere. (The old check, ``np.isfinite(...).any().all()``, passed a table whose
+    columns each had one finite cell among NaNs and infs.)"""
+    numeric = table.select_dtypes("number")
+    assert len(numeric.columns) > 0, "no numeric columns"
+    for col in numeric:
+        v = numeric[col].to_numpy(dtype=float)
+        if col in nan_ok:
+            assert not np.isinf(v).any() and np.isfinite(v).any(), f"column {col!r}: {v}"
+        else:
+            assert np.isfinite(v).all(), f"column {col!r} has non-finite values: {v}"
+
+
+@pytest.mark.parametrize("broken", ["nan", "inf", "all_nan_ok_column"])
+def test_finite_table_check_fails_on_broken_tables(broken):
+    good = pd.DataFrame({"value": [0.1, 0.2], "shape": [np.nan, 3.0], "name": ["a", "b"]})
+    assert_finite_table(good, {"shape"})
+    bad = good.copy()
+    if broken == "nan":
+        bad.loc[0, "value"] = np.nan
+    elif broken == "inf":
+        bad.loc[1, "shape"] = np.inf
+    else:
+        bad["shape"] = np.nan
+    with pytest.raises(AssertionError):
+        assert_finite_table(bad, {"shape"})
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -88,20 +122,3 @@ def test_closed_forms():
     assert a2_closed_form("two_point", 2.0, 0.5) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="latent"):
         a2_closed_form("cauchy", 2.0, 1.0)
-
-
-def test_r4_summary_needs_a_gap_beyond_the_seed_spread():
-    from latentdist.experiments.r4_gan import _summarise
-
-    def table(dd, gs):
-        rows = [{"latent": "data-dependent", "width": 16, "repeat": r, "w2": v, "coverage": 1.0}
-                for r, v in enumerate(dd)]
-        rows += [{"latent": "gaussian", "width": 16, "repeat": r, "w2": v, "coverage": 1.0}
-                 for r, v in enumerate(gs)]
-        return pd.DataFrame(rows)
-
-    clear = _summarise(table([0.30, 0.32, 0.31], [0.60, 0.62, 0.61]), {"width": 16})
-    assert clear["beats_beyond_seed_spread"]["w2"]
-    noisy = _summarise(table([0.30, 0.50, 0.40], [0.45, 0.35, 0.55]), {"width": 16})
-    assert noisy["data_dependent_beats_gaussian_same_width"]  # lower mean ...
-    assert not noisy["beats_beyond_seed_spread"]["w2"]        # ... but within the spread

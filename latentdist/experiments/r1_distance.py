@@ -190,8 +190,9 @@ def add_match_columns(table: pd.DataFrame, k: float, rel: float) -> pd.DataFrame
     t["match"] = t["opt_gap"].abs() <= t["tolerance"]
     t["check_tolerance"] = k * t["check_gap_sd"] / root + rel * t["check_oracle"].abs()
     t["check_match"] = t["check_gap"].abs() <= t["check_tolerance"]
-    smallest = t[t["closed_form"] > 0].groupby("part")["closed_form"].min()
-    t["floor_ratio"] = t["noise_floor"] / t["part"].map(smallest)
+    if "noise_floor" in t:  # the floor against the smallest non-zero closed form of its part
+        smallest = t[t["closed_form"] > 0].groupby("part")["closed_form"].min()
+        t["floor_ratio"] = t["noise_floor"] / t["part"].map(smallest)
     return t
 
 

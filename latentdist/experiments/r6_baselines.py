@@ -1,7 +1,8 @@
 """R6: every toy comparison under W2, Sinkhorn and MMD, with noise floors (docs/theory.md §6 R6).
 
 For each dataset (8-mode ring, spiral) and each distance d, at a fixed capacity: D_d for N(0, I), uniform,
-the data-shaped latent (R2) and the optimal latent found under that same distance (R3). The conclusion
+the d = 1 topology latent of R2 (never a copy of the data) and the optimal latent found under that same
+distance (R3). The conclusion
 "the data-dependent latent has lower D than N(0, I)" is checked per distance (gap larger than both restart
 spreads and the floor); a conclusion that holds under only one distance is flagged.
 """
@@ -12,41 +13,82 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentdist.experiments._common import estimate, estimate_row, load_toy, make_family, standard_latents
+from latentdist.experiments._common import (
+    Verdict,
+    cached_unit,
+    estimate,
+    estimate_row,
+    load_toy,
+    make_family,
+    require_columns,
+    standard_latents,
+)
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
 
-__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run"]
+__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run", "verdict"]
 
 CLAIM = "R6"
 TITLE = "conclusions across W2, Sinkhorn and MMD"
-VERSION = 1
+VERSION = 2
 
 
-def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
-    """D per (dataset, distance, latent) and the per-distance verdicts."""
+def _unit(config: dict, key: str, spec: dict, dist: str, progress: bool) -> list[dict]:
+    """One (dataset, distance): the optimal latent searched under ``dist``, then D of every latent."""
+    from latentdist.experiments.r2_complexity import topology_latent
     from latentdist.experiments.r3_optimal import find_optimal
 
     seed = config["seed"]
     family = make_family(config["family"], config["capacity"], config["width"], config["depth"])
     opt_cfg = {"latent_dim": config["latent_dim"], "parameterization": "particles", "normalization": "moment",
                "steps": config["optimal_steps"], "batch_size": config["batch_size"], "lr": config["lr"]}
+    _, x = load_toy(spec, config["n"], seed)
+    _, x_search = load_toy(spec, config["n"], seed + 2000)  # the search never sees evaluation rows
+    opt = find_optimal(x_search, opt_cfg, family, dist, seed=seed, progress=progress)
+    latents = {**standard_latents(config["latent_dim"]), "topology": topology_latent(spec["name"], spec),
+               "optimal": opt.latent}
+    rows = []
+    for name, latent in latents.items():
+        res = estimate(latent, x, family, dist, config, seed=seed + 1, progress=progress)
+        rows.append(estimate_row(res, dataset=key, distance=dist, latent=name, capacity=config["capacity"]))
+    return rows
+
+
+def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
+    """D per (dataset, distance, latent) and the per-distance verdicts."""
     rows = []
     for key, spec in config["datasets"].items():
-        _, x = load_toy(spec, config["n"], seed)
-        _, shape_sample = load_toy(spec, config["n"], seed + 1000)
-        _, x_search = load_toy(spec, config["n"], seed + 2000)  # the search never sees evaluation rows
         for dist in config["distances"]:
-            opt = find_optimal(x_search, opt_cfg, family, dist, seed=seed, progress=progress)
-            latents = {**standard_latents(config["latent_dim"], shape_sample), "optimal": opt.latent}
-            for name, latent in latents.items():
-                res = estimate(latent, x, family, dist, config, seed=seed + 1, progress=progress)
-                rows.append(estimate_row(res, dataset=key, distance=dist, latent=name,
-                                         capacity=config["capacity"]))
-    table = pd.DataFrame(rows)
-    result = ExperimentResult(CLAIM, table, {}, extras={})
+            unit = lambda k=key, sp=spec, d=dist: _unit(config, k, sp, d, progress)  # noqa: E731
+            rows += cached_unit(config, CLAIM, VERSION, f"{key}-{dist}", unit)
+    result = ExperimentResult(CLAIM, pd.DataFrame(rows), {}, extras={})
     _derive(result)
     return result
+
+
+#: The latents whose "below N(0, I)" conclusion the verdict judges (uniform is reported, not judged).
+DATA_DEPENDENT = ("topology", "optimal")
+#: The rule the verdict uses (see :data:`RULES`).
+VERDICT_RULE = "floor_sd"
+
+
+def verdict(table: pd.DataFrame) -> Verdict:
+    """R6's verdict from the D table, under rule :data:`VERDICT_RULE`.
+
+    For each (dataset, data-dependent latent) the conclusion "D below N(0, I)" is checked per distance.
+    Every conclusion holds under every distance -> reproduced; at least one holds under some distance ->
+    partial (conclusions holding under exactly one distance are named); none -> not reproduced.
+    """
+    require_columns(table, {"dataset", "distance", "latent", "value", "std", "noise_floor",
+                            "noise_floor_std"})
+    v = _verdicts(table[table["latent"].isin(("gaussian", *DATA_DEPENDENT))], VERDICT_RULE)
+    if v.empty:
+        return Verdict("not reproduced", ("no data-dependent latent in the table",))
+    reasons = [f"{r.dataset}/{r.latent}: below N(0, I) under {r.n_distances_holding}/{r.n_distances} "
+               f"distances{' (' + r.flag + ')' if r.flag else ''}" for r in v.itertuples()]
+    if (v["n_distances_holding"] == v["n_distances"]).all():
+        return Verdict("reproduced", tuple(reasons))
+    return Verdict("partial" if (v["n_distances_holding"] > 0).any() else "not reproduced", tuple(reasons))
 
 
 def _derive(result: ExperimentResult) -> None:
@@ -55,7 +97,8 @@ def _derive(result: ExperimentResult) -> None:
     result.extras["verdicts"] = verdicts
     flagged = verdicts[verdicts["flag"] != ""]
     result.summary.update({"verdicts": verdicts.to_dict(orient="records"),
-                           "flagged_single_distance": flagged.to_dict(orient="records")})
+                           "flagged_single_distance": flagged.to_dict(orient="records"),
+                           "verdict_rule": VERDICT_RULE, "verdict": verdict(result.table).to_dict()})
 
 
 #: Verdict rules: the gap D(N(0, I)) - D(latent) must exceed both restart sds plus
