@@ -17,6 +17,7 @@ import sys
 import time
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -424,3 +425,16 @@ def test_an_unwritable_output_folder_is_refused_before_computing(stand_in, tmp_p
     assert stand_in == []  # nothing was computed
     runner.run_experiment("R1", "quick", out=blocker / "figures", write=False)  # no output, no check
     assert stand_in == [0]
+
+
+def test_no_module_bypasses_the_digest_check():
+    """Every checkpoint or cache read goes through latentdist._io (torch) or experiments.cache (pickle);
+    a direct torch.load / pickle.load elsewhere would load a damaged file silently."""
+    package = Path(latentdist.__file__).parent
+    allowed = {package / "_io.py", package / "experiments" / "cache.py"}
+    pattern = re.compile(r"\b(torch\.load|torch\.save|pickle\.loads?|pickle\.Unpickler)\s*\(")
+    offenders = [f"{p.relative_to(package.parent)}:{i}"
+                 for p in sorted(package.rglob("*.py")) if p not in allowed
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                 if pattern.search(line)]
+    assert offenders == [], f"use _io.save/load_checkpoint or cache.store_file/load_file: {offenders}"
