@@ -37,6 +37,7 @@ __all__ = [
     "check_cast",
     "check_gaussian",
     "check_bool",
+    "probe_module",
     "to_numpy",
     "to_tensor",
 ]
@@ -240,6 +241,28 @@ def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def probe_module(module: Any, inputs: torch.Tensor, name: str) -> torch.Tensor:
+    """Run ``module`` once on ``inputs`` (eval mode, no grad, training flag restored) before training.
+
+    A module built for another input size fails here with a ``ValueError`` naming ``name`` and the
+    per-sample shape, instead of torch's "mat1 and mat2 shapes cannot be multiplied" mid-training.
+    """
+    if not callable(module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
+    was_training = getattr(module, "training", False)
+    if hasattr(module, "eval"):
+        module.eval()
+    try:
+        with torch.no_grad():
+            return module(inputs)
+    except RuntimeError as exc:
+        raise ValueError(f"{name} does not accept inputs of shape {tuple(inputs.shape[1:])} per sample "
+                         f"(the size the data or latent gives it): {exc}") from exc
+    finally:
+        if hasattr(module, "train"):
+            module.train(was_training)
 
 
 def check_option(value: Any, name: str, options: Iterable[str]) -> str:

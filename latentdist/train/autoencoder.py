@@ -29,7 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_device, check_int, check_lr, check_option, check_scalar, to_tensor
+from latentdist._validation import (
+    check_device,
+    check_int,
+    check_lr,
+    check_option,
+    check_scalar,
+    probe_module,
+    to_tensor,
+)
 from latentdist.generators import ConvDecoder, Family
 from latentdist.train.loop import (
     as_module,
@@ -52,6 +60,8 @@ STAGE2_INITS = ("fresh", "aux")
 
 def encode(encoder: nn.Module, data: Any, *, batch_size: int = 1024) -> torch.Tensor:
     """Codes f(x) of ``data`` (n, ...) as a float32 CPU tensor (n, d), in eval mode, without gradients."""
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
     batch_size = check_int(batch_size, "batch_size", low=1)
     param = next(encoder.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -220,6 +230,13 @@ def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sampl
         raise TypeError("encoder must be a torch.nn.Module or a family with .build(in_dim, out_dim, seed=), "
                         f"got {type(encoder).__name__}")
     own = getattr(encoder, "latent_dim", None) if not isinstance(encoder, nn.Module) else None
+    if isinstance(encoder, nn.Module):  # a module of the wrong input size fails here, not mid-training
+        dev = next(encoder.parameters(), sample).device
+        code = probe_module(encoder, sample.to(dev), "encoder")
+        if code.ndim != 2:
+            raise ValueError(f"encoder must return codes of shape (n, d), got {tuple(code.shape)}")
+        if latent_dim is None:
+            return int(code.shape[1])
     if latent_dim is not None:
         latent_dim = check_int(latent_dim, "latent_dim", low=1)
         if own is not None and own != latent_dim:
@@ -227,24 +244,13 @@ def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sampl
         return latent_dim
     if own is not None:
         return check_int(own, "encoder.latent_dim", low=1)
-    if isinstance(encoder, nn.Module):
-        was_training = encoder.training
-        encoder.eval()
-        with torch.no_grad():
-            dev = next(encoder.parameters()).device
-            code = encoder(sample.to(dev))
-        encoder.train(was_training)
-        if code.ndim != 2:
-            raise ValueError(f"encoder must return codes of shape (n, d), got {tuple(code.shape)}")
-        return int(code.shape[1])
     raise ValueError("latent_dim is required when the encoder family has no latent_dim field")
 
 
 def _check_decoder(decoder: nn.Module, latent_dim: int, shape: tuple, loss: str, name: str, dev) -> None:
     # bce_logits puts no range on the outputs: they are logits
+    out = probe_module(decoder, torch.zeros(2, latent_dim, device=dev), name)
     decoder.eval()
-    with torch.no_grad():
-        out = decoder(torch.zeros(2, latent_dim, device=dev))
     if out.numel() != 2 * int(np.prod(shape)):
         raise ValueError(f"{name} must map (n, {latent_dim}) to n samples of shape {shape}, "
                          f"got output shape {tuple(out.shape)}")

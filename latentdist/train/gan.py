@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_device, check_int, check_lr, check_option, check_scalar
+from latentdist._validation import check_device, check_int, check_lr, check_option, check_scalar, probe_module
 from latentdist.train.loop import (
     as_module,
     check_callbacks,
@@ -225,10 +225,10 @@ def _check_shapes(g_net: nn.Module, d_net: nn.Module, latent_dim: int, shape: tu
     g_net.eval()
     d_net.eval()
     with torch.no_grad():
-        out = g_net(torch.zeros(2, latent_dim, device=dev))
+        out = probe_module(g_net, torch.zeros(2, latent_dim, device=dev), "generator")
         if out.numel() != 2 * flat:
             raise ValueError(f"generator must map (n, {latent_dim}) to n samples of shape {shape}, "
                              f"got output shape {tuple(out.shape)}")
-        score = d_net(torch.zeros(2, *shape, device=dev))
+        score = probe_module(d_net, torch.zeros(2, *shape, device=dev), "critic")
         if score.numel() != 2:
             raise ValueError(f"critic must return one score per sample, got shape {tuple(score.shape)}")
