@@ -106,7 +106,7 @@ def _is_stale(tmp: Path, pattern: re.Pattern, now: float) -> bool:
             return True
     try:
         return now - tmp.stat().st_mtime > STALE_AFTER_SECONDS
-    except FileNotFoundError:  # another writer cleaned it up first
+    except OSError:  # another writer cleaned it up first
         return False
 
 
@@ -125,7 +125,7 @@ def _remove_stale_temps(path: Path) -> None:
         if _is_stale(tmp, pattern, now):
             try:
                 tmp.unlink()
-            except FileNotFoundError:
+            except OSError:  # gone already, or another user's file in a shared folder: best effort only
                 pass
 
 
