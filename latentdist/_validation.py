@@ -37,6 +37,7 @@ __all__ = [
     "check_cast",
     "check_gaussian",
     "check_bool",
+    "check_batch_size",
     "probe_module",
     "to_numpy",
     "to_tensor",
@@ -336,6 +337,14 @@ def check_memory(nbytes: float, what: str, *, limit: int | None = None) -> None:
             f"{float(cap):.1e}-byte limit (half the available memory, or $LATENTDIST_MAX_BYTES); "
             "use a smaller size"
         )
+
+
+def check_batch_size(value: Any, name: str = "batch_size", *, width: int = 1, low: int = 1) -> int:
+    """An integer batch size whose (batch, width) float32 activations and gradients (16 bytes a number,
+    a lower bound on what a step allocates) fit :func:`check_memory`."""
+    value = check_int(value, name, low=low)
+    check_memory(16.0 * value * max(int(width), 1), f"{name}={value} (rows of width {width})")
+    return value
 
 
 def check_cast(x: np.ndarray | torch.Tensor, dtype: Any, name: str) -> np.ndarray | torch.Tensor:

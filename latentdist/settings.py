@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentdist._validation import check_array, check_device, check_int, check_scalar, to_numpy
+from latentdist._validation import (
+    check_array,
+    check_batch_size,
+    check_device,
+    check_int,
+    check_scalar,
+    to_numpy,
+)
 from latentdist.distances.registry import (
     BatchLoss,
     get_distance,
@@ -93,7 +100,7 @@ class FitSettings:
                                     high_inclusive=False))
         put("n_restarts", check_int(self.n_restarts, "n_restarts", low=1))
         put("steps", check_int(self.steps, "steps", low=1))
-        put("batch_size", check_int(self.batch_size, "batch_size", low=2))
+        put("batch_size", check_batch_size(self.batch_size, low=2))
         put("lr", check_scalar(self.lr, "lr", low=0.0, low_inclusive=False))
         put("n_floor", check_int(self.n_floor, "n_floor", low=2))
         if self.n_eval is not None:
@@ -157,6 +164,9 @@ def as_data(data: Any) -> np.ndarray:
     if arr.ndim < 2:
         raise ValueError(f"data must have shape (n, D) (or (n, ...) images), got shape {tuple(arr.shape)}"
                          f"{' (use x.reshape(-1, 1) for 1-D data)' if arr.ndim == 1 else ''}")
+    if arr.shape[0] == 0 or int(np.prod(arr.shape[1:])) == 0:
+        raise ValueError(f"data is empty (shape {tuple(arr.shape)}); it needs at least one sample and one "
+                         "feature")
     arr = to_numpy(arr)
     return arr.reshape(arr.shape[0], -1)
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from latentdist._io import CheckpointError, load_checkpoint, save_checkpoint
 from latentdist._progress import progress_bar
-from latentdist._validation import check_array, check_int, check_scalar, to_tensor
+from latentdist._validation import check_array, check_batch_size, check_int, check_scalar, to_tensor
 
 __all__ = [
     "Callback", "EarlyStopping", "run_loop", "as_module", "prepare_data", "check_callbacks",
@@ -322,7 +322,7 @@ def check_loop_args(steps: int, batch_size: int, checkpoint_dir, checkpoint_ever
                     resume: bool, steps_name: str = "steps") -> Path | None:
     """Validate the arguments every trainer shares; return the checkpoint directory as a Path (or None)."""
     check_int(steps, steps_name, low=1)
-    check_int(batch_size, "batch_size", low=1)
+    check_batch_size(batch_size)
     check_int(checkpoint_every, "checkpoint_every", low=1)
     check_int(log_every, "log_every", low=1)
     if not isinstance(resume, bool):
