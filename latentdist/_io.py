@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import secrets
 import socket
@@ -292,10 +293,17 @@ def load_checkpoint(
     payload = read_verified_bytes(path, what=what, remedy=remedy)
     try:
         return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own message suggests weights_only=False, i.e. running arbitrary code: never relay it.
+        raise CheckpointError(
+            f"{what} {Path(path)} passed its digest check but holds objects other than tensors and plain "
+            f"containers, which are never unpickled; {remedy}"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any loader failure is the same "cannot trust it" condition
+        detail = (str(exc).splitlines() or [""])[0][:200]
         raise CheckpointError(
             f"{what} {Path(path)} passed its digest check but could not be loaded "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {remedy}"
+            f"({type(exc).__name__}: {detail}); {remedy}"
         ) from exc
 
 
