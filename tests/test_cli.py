@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from latentdist import cli
@@ -70,12 +71,43 @@ def test_repro_uses_runner(monkeypatch, tmp_path, capsys):
     assert "R2 fake" in capsys.readouterr().out
 
 
-def test_distance_prints_value_and_floor(capsys):
+def test_distance_prints_value_and_floor(capsys, monkeypatch):
+    import latentdist.estimator as estimator
+
+    seen, real = [], estimator.latent_data_distance
+
+    def recording(*args, **kwargs):  # the real estimator; keep its result to compare with the printout
+        assert kwargs["n_restarts"] == 1 and kwargs["steps"] == 20 and kwargs["seed"] == 3
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(estimator, "latent_data_distance", recording)
     code = cli.main(["distance", "--latent", "gaussian", "--data", "spiral", "--family", "mlp", "--width",
                      "8", "--distance", "w2", "--n", "200", "--restarts", "1", "--steps", "20", "--seed", "3",
                      "--no-progress"])
     assert code == 0
-    out = capsys.readouterr().out
-    assert "±" in out and "noise floor" in out
-    value = float(out.split(":")[1].split("±")[0])
-    assert value > 0
+    _assert_prints_the_estimate(capsys.readouterr().out, seen[0])
+
+
+def _assert_prints_the_estimate(out, res):
+    """The printed value ± spread and floor ± sd are the estimator's numbers (``value > 0`` could not fail;
+    a single restart's spread is NaN and must print as nan)."""
+    line, floor_line = out.strip().splitlines()[-2:]
+    value, spread = (float(v) for v in line.rsplit(":", 1)[1].split("(")[0].split("±"))
+    floor, floor_sd = (float(v) for v in floor_line.rsplit(":", 1)[1].split("±"))
+    np.testing.assert_equal([value, spread, floor, floor_sd],
+                            [round(v, 4) for v in (res.value, res.std, res.noise_floor, res.noise_floor_std)])
+
+
+def test_printed_estimate_check_fails_on_wrong_numbers():
+    import types
+
+    res = types.SimpleNamespace(value=0.41234, std=0.0123, noise_floor=0.1, noise_floor_std=0.02,
+                                summary=lambda: "")
+    good = ("D_{mlp}(x) under w2: 0.4123 ± 0.0123 (spread over 2 restarts)\n"
+            "noise floor d(P_x, P_x'): 0.1000 ± 0.0200")
+    _assert_prints_the_estimate(good, res)
+    for bad in (good.replace("0.4123", "0.5000"), good.replace("0.1000", "0.0000"),
+                good.replace("± 0.0123", "± 0.0000")):
+        with pytest.raises(AssertionError):
+            _assert_prints_the_estimate(bad, res)

@@ -309,11 +309,56 @@ def test_linear_regions_refuses_smooth_networks():
         linear_regions(_seeded(Hidden, 0), progress=False)
 
 
-def test_linear_regions_maxmin_network():
+def _brute_force_kinks(g, length, n=200_001):
+    """Kinks of a 1-D -> 1-D piecewise-linear g on [-length/2, length/2]: where the slope of a fine
+    float64 grid changes (a kink inside a cell changes two consecutive slopes, so runs are grouped)."""
+    t = torch.linspace(-length / 2, length / 2, n, dtype=torch.float64)[:, None]
+    with torch.no_grad():
+        y = g.double()(t).squeeze(1).numpy()
+    slope = np.diff(y) / np.diff(t[:, 0].numpy())
+    idx = np.flatnonzero(np.abs(np.diff(slope)) > 1e-6 * max(1.0, np.abs(slope).max()))
+    groups = np.split(idx, np.flatnonzero(np.diff(idx) > 2) + 1) if idx.size else []
+    return np.array([t[int(grp.mean()) + 1, 0].item() for grp in groups])
+
+
+def _assert_regions_match_brute_force(g, res):
+    """Every line through the origin of R^1 crosses the kinks of g at ±t: counts and places must agree."""
+    kinks = np.sort(np.abs(_brute_force_kinks(g, res.length)))
+    assert res.per_line.tolist() == [len(kinks) + 1] * len(res.per_line)
+    for b in res.breakpoints:
+        np.testing.assert_allclose(np.sort(np.abs(b)), kinks, atol=5 * res.length / 200_000)
+
+
+def _maxmin_with_kinks(seed):
+    """A MaxMin (GroupSort) network R -> R; the old test (2-D input, zero biases) only checked >= 1 piece."""
     import latentdist.generators as gens
-    g = gens.LipschitzMLP(lipschitz=3.0, width=8, depth=2).build(2, 1, seed=0)
+
+    g = gens.LipschitzMLP(lipschitz=3.0, width=8, depth=2).build(1, 1, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # zero init biases put every kink at 0; random ones spread 4-6 kinks over the line
+        for name, p in g.named_parameters():
+            if name.endswith("bias"):
+                p.uniform_(-1.0, 1.0, generator=gen)
+    return g
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_regions_maxmin_network(seed):
+    g = _maxmin_with_kinks(seed)
     res = linear_regions(g, n_lines=4, resolution=512, progress=False)
-    assert (res.per_line >= 1).all()
+    assert res.per_line.min() >= 5  # the case is not trivial
+    _assert_regions_match_brute_force(g, res)
+
+
+def test_maxmin_region_check_fails_on_a_wrong_count_or_place():
+    import dataclasses
+
+    g = _maxmin_with_kinks(0)
+    res = linear_regions(g, n_lines=2, resolution=512, progress=False)
+    for broken in (dataclasses.replace(res, per_line=res.per_line + 1),
+                   dataclasses.replace(res, breakpoints=[b + 0.01 for b in res.breakpoints])):
+        with pytest.raises(AssertionError):
+            _assert_regions_match_brute_force(g, broken)
 
 
 # ---------------------------------------------------------------- invariances

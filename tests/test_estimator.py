@@ -109,7 +109,50 @@ def test_p1_nonnegative(seed, dist, n, dz, dx):
     x = np.random.default_rng(seed).normal(size=(n, dx)) * 3
     res = latent_data_distance(Gaussian(dz), x, MLP(width=4, depth=1), dist, n_restarts=2, steps=3,
                                batch_size=8, n_floor=2, holdout=0.5, progress=False, seed=seed)
-    assert np.all(res.values >= 0) and res.noise_floor >= 0 and np.all(np.isfinite(res.values))
+    _assert_p1_result(res, x, dist)
+
+
+def _assert_p1_result(res, x, dist):
+    """P1 on the reported numbers, in a form a broken estimator fails.
+
+    ``values >= 0`` alone cannot fail for W1/W2/Sinkhorn divergence (each is >= 0 by construction), so the
+    check also ties the reported value to the held-out distance it claims to be: the selected restart is
+    the one with the smallest training objective, the value is its held-out distance, the spread is the sd
+    of the held-out values, and both the value and the floor are recomputed from the generator and data
+    and must be strictly positive for continuous data (which no generator of 4 units reproduces exactly).
+    """
+    assert np.all(np.isfinite(res.values)) and np.all(res.values > 0), res.values
+    assert res.selected == int(np.argmin(res.train_values))
+    assert res.value == res.values[res.selected]
+    assert res.std == pytest.approx(np.std(res.values, ddof=1))
+    assert res.noise_floor > 0 and res.noise_floor_std >= 0
+    # The value is a distance between generated points and data: recompute one on fresh latent samples
+    # against the whole data set; it must be of the same size (not, e.g., a sign-flipped or zeroed number).
+    z = torch.randn(200, res.config["latent_dim"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gx = res.generator(z.to(next(res.generator.parameters()).dtype)).reshape(200, -1).numpy()
+    direct = float(get_distance(dist)(gx.astype(float), np.asarray(x, dtype=float)))
+    assert 0.2 * direct <= res.value <= 5 * direct + res.noise_floor, (res.value, direct)
+
+
+def test_p1_check_fails_on_a_broken_result():
+    import dataclasses
+
+    x = np.random.default_rng(0).normal(size=(60, 2)) * 3
+    res = latent_data_distance(Gaussian(2), x, MLP(width=4, depth=1), "w2", n_restarts=2, steps=3,
+                               batch_size=8, n_floor=2, holdout=0.5, progress=False, seed=0)
+    _assert_p1_result(res, x, "w2")
+    other = 1 - res.selected
+    broken = [
+        dataclasses.replace(res, value=-res.value),                          # sign bug
+        dataclasses.replace(res, value=0.0, values=np.zeros_like(res.values)),  # a silent zero
+        dataclasses.replace(res, selected=other, value=res.values[other]),  # selected on held-out, not train
+        dataclasses.replace(res, noise_floor=0.0),                           # floor never computed
+        dataclasses.replace(res, value=res.value * 100, values=res.values * 100),  # wrong scale
+    ]
+    for bad in broken:
+        with pytest.raises(AssertionError):
+            _assert_p1_result(bad, x, "w2")
 
 
 def test_p3_reduction_linear_family_below_plain_distance():
