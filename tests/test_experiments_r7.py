@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentdist.experiments.r7_models import MODELS, NETWORKS, blur, class_tv
-from latentdist.experiments.r7_peers import summarise, verdict
+from latentdist.experiments.config import get_config
+from latentdist.experiments.r7_models import MODELS, NETWORKS
+from latentdist.experiments.r7_peers import check_config, summarise, verdict, verdict_detail
 
 PEERS = [m for m in MODELS if not m.startswith("dae")]
 
@@ -22,30 +23,32 @@ def _table(excess: list[float], fid: list[float], models: list[str] | None = Non
     rows = []
     for s in range(seeds):
         for m, e, f in zip(models, excess, fid, strict=True):
-            rows.append({"model": m, "network": "x", "seed": s, "fid": f + 0.1 * s, "latent_dg_excess": e,
-                         "latent_dg": e + 1.0, "latent_dg_floor": 1.0})
+            rows.append({"model": m, "network": "x", "seed": s, "sample_fid": f + 0.1 * s,
+                         "latent_dg_excess": e, "latent_dg": e + 1.0, "latent_dg_floor": 1.0})
     return pd.DataFrame(rows)
 
 
 def test_verdict_pass_when_simpler_latents_sample_better():
     t = _table(list(range(10)), [10.0 * i + 5 for i in range(10)], seeds=3)
-    v = verdict(t)
-    assert v["verdict"] == "pass"
+    v = verdict_detail(t)
+    assert v["label"] == "pass"
     assert v["spearman"] > 0.9 and v["ci"][0] > 0
     assert "agree" in v["statement"] and "do not" not in v["statement"]
+    assert verdict(t).status == "reproduced" and v["statement"] in verdict(t).reasons
 
 
 def test_verdict_fail_when_the_order_is_reversed():
     t = _table(list(range(10)), [100.0 - 10 * i for i in range(10)], seeds=3)
-    v = verdict(t)
-    assert v["verdict"] == "fail" and v["spearman"] < 0
+    v = verdict_detail(t)
+    assert v["label"] == "fail" and v["spearman"] < 0
+    assert verdict(t).status == "not reproduced"
     assert "do not agree" in v["statement"]
 
 
 def test_verdict_borderline_when_positive_but_the_ci_includes_zero():
     t = _table(list(range(10)), [3, 9, 0, 5, 1, 8, 2, 7, 4, 6])  # Spearman 0.15 over 10 points
-    v = verdict(t)
-    assert v["verdict"] == "borderline"
+    v = verdict_detail(t)
+    assert v["label"] == "borderline" and verdict(t).status == "partial"
     assert 0 < v["spearman"] < 0.3 and v["ci"][0] < 0 < v["ci"][1]
     assert "do not establish" in v["statement"]
 
@@ -64,57 +67,60 @@ def test_spearman_matches_scipy_with_ties():
 
 def test_verdict_needs_points_and_ignores_calibration_rows():
     t = _table([0.0, 1.0], [1.0, 2.0])
-    assert verdict(t)["verdict"] == "borderline"  # two points: no ranking to trust
+    assert verdict_detail(t)["label"] == "borderline"  # two points: no ranking to trust
     base = _table(list(range(10)), [10.0 * i for i in range(10)], seeds=2)
-    calib = pd.DataFrame([{"model": "real (floor)", "network": "calibration", "seed": 0, "fid": 1e6,
+    calib = pd.DataFrame([{"model": "real (floor)", "network": "calibration", "seed": 0, "sample_fid": 1e6,
                            "latent_dg_excess": -1e6}])
     both = pd.concat([base, calib], ignore_index=True)
     before = both.copy()
-    assert verdict(both) == verdict(base)
+    assert verdict_detail(both) == verdict_detail(base)
     pd.testing.assert_frame_equal(both, before)  # pure: the input is not modified
+    with pytest.raises(ValueError, match="sample_fid"):
+        verdict(base.drop(columns="sample_fid"))
 
 
 def test_verdict_names_peers_that_beat_the_dae():
     models = ["gan", "vae", "dae_gmm", "dae_flow"]
     t = _table([0.0, 1.0, 2.0, 3.0], [50.0, 10.0, 20.0, 30.0], models=models, seeds=3)
-    v = verdict(t)
+    v = verdict_detail(t)
     assert v["best_dae"] == "dae_gmm"
     assert v["beats_dae_on_mean"] == ["vae"] and v["beats_dae_every_seed"] == ["vae"]
     assert "vae" in v["statement"]
     t2 = _table([0.0, 1.0, 2.0, 3.0], [50.0, 40.0, 20.0, 30.0], models=models, seeds=3)
-    v2 = verdict(t2)
+    v2 = verdict_detail(t2)
     assert v2["beats_dae_on_mean"] == [] and "No peer beats" in v2["statement"]
 
 
 def test_summarise_orders_models_then_calibration_with_mean_and_sd():
     t = _table([1.0, 2.0], [10.0, 20.0], models=["dae_gmm", "gan"], seeds=3)
-    t = pd.concat([pd.DataFrame([{"model": "real (floor)", "network": "calibration", "seed": 0, "fid": 2.0}]),
-                   t], ignore_index=True)
+    t = pd.concat([pd.DataFrame([{"model": "real (floor)", "network": "calibration", "seed": 0,
+                                  "sample_fid": 2.0}]), t], ignore_index=True)
     s = summarise(t)
     assert s["model"].tolist() == ["gan", "dae_gmm", "real (floor)"]  # table order, calibration last
     row = s.set_index("model").loc["gan"]
     assert row["n_seeds"] == 3
-    assert row["fid_mean"] == pytest.approx(20.1)
-    assert row["fid_sd"] == pytest.approx(np.std([20.0, 20.1, 20.2], ddof=1))
-    assert np.isnan(s.set_index("model").loc["real (floor)", "fid_sd"])  # one seed: no sd
+    assert row["sample_fid_mean"] == pytest.approx(20.1)
+    assert row["sample_fid_sd"] == pytest.approx(np.std([20.0, 20.1, 20.2], ddof=1))
+    assert np.isnan(s.set_index("model").loc["real (floor)", "sample_fid_sd"])  # one seed: no sd
 
 
-def test_class_tv_and_blur():
-    assert class_tv(np.arange(1000) % 10) == pytest.approx(0.0)
-    assert class_tv(np.zeros(50, dtype=int)) == pytest.approx(0.9)
-    img = np.zeros((2, 1, 28, 28), dtype=np.float32)
-    img[:, :, 14, 14] = 1.0
-    b = blur(img, 1.0)
-    assert b.shape == img.shape and b[0, 0, 14, 14] < 1.0
-    assert b.sum() == pytest.approx(img.sum(), rel=1e-4)  # blur moves mass, does not create it
+def test_check_config_refuses_a_larger_aux_decoder_and_bad_grids():
+    cfg = get_config("R7", "quick")
+    check_config(cfg)
     assert {m for ms in NETWORKS.values() for m in ms} == set(MODELS)
+    with pytest.raises(ValueError, match="dae"):
+        check_config(get_config("R7", "quick", dae={"weakening": "width", "strength": 64}))
+    with pytest.raises(ValueError, match="tuning.wae"):
+        check_config(get_config("R7", "quick", tuning={"wae": {"lam": []}}))
+    with pytest.raises(ValueError, match="tuning.vq"):
+        check_config({**cfg, "tuning": {"vq": {"lr": [1.0]}}})
 
 
-TINY = {"n_seeds": 2, "n_train": 160, "n_val": 48, "n_eval": 64, "encoder_channels": 2, "decoder_channels": 2,
-        "critic_channels": 2, "batch_size": 16, "steps": 4, "validate_every": 2, "flow_steps": 3,
-        "second_stage_steps": 3, "second_stage_width": 8, "gmm_components": 2,
-        "dae": {"aux_channels": 1, "aux_dropout": 0.0},
-        "dg": {"n": 40, "steps": 3, "width": 4},
+TINY = {"n_seeds": 2, "n_train": 160, "n_val": 48, "n_eval": 64, "encoder_channels": 2,
+        "decoder": {"channels": 2, "depth": 1}, "critic_channels": 2, "batch_size": 16, "max_steps": 4,
+        "validate_every": 2, "flow_steps": 3, "second_stage": {"steps": 3, "width": 8},
+        "prior_components": [2], "dae": {"weakening": "width", "strength": 1}, "mmd_n": 32,
+        "latent_dg": {"n": 40, "steps": 3, "width": 4, "n_floor": 2},
         "tuning": {"gan": {"lr": [1e-3]}, "vae": {"beta": [1.0]}, "rae": {"lam": [1e-2]},
                    "wae": {"lam": [1.0, 10.0]}}}
 
@@ -127,22 +133,25 @@ def test_tiny_r7_writes_table_figures_and_a_verdict(tmp_path, mnist_root):
     t = res.table
     assert t["model"].tolist()[: len(MODELS)] == list(MODELS)
     assert (t["network"].iloc[len(MODELS):] == "calibration").all() and len(t) > len(MODELS)
-    for col in ("fid_mean", "fid_sd", "recon_fid_mean", "prior_gap_mean", "kid_mean_mean", "coverage_mean",
-                "class_tv_mean", "sw2_pixels_placeholder_mean", "latent_dg_mean", "latent_dg_floor_mean",
+    for col in ("sample_fid_mean", "sample_fid_sd", "recon_fid_mean", "prior_gap_mean", "sample_kid_mean",
+                "sample_precision_mean", "sample_recall_mean", "sample_density_mean", "sample_coverage_mean",
+                "class_tv_uniform_mean", "sample_sw2_pixels_mean", "latent_dg_mean", "latent_dg_floor_mean",
                 "decoder_params_mean", "encoder_params_mean", "prior_params_mean", "train_seconds_mean"):
         assert col in t, col
     models = t.set_index("model").loc[list(MODELS)]
     assert models["decoder_params_mean"].nunique() == 1  # one shared decoder size
     assert models.loc["gan", "encoder_params_mean"] == 0 and models.loc["vae", "prior_params_mean"] == 0
     assert models.loc["vae_gmm", "prior_params_mean"] > 0
-    assert np.isfinite(models["fid_sd"]).all()
+    assert np.isfinite(models["sample_fid_sd"]).all()
     per_seed = res.extras["per_seed"]
     assert set(per_seed["seed"]) == {0, 1}
     # prior gap = sample FID - recon FID, row by row
     ae = per_seed[per_seed["recon_fid"].notna()]
-    np.testing.assert_allclose(ae["prior_gap"], ae["fid"] - ae["recon_fid"])
-    assert res.summary["verdict"] in ("pass", "borderline", "fail")
-    assert set(res.summary["tuning_val_fid"]["wae"]["val_fid"]) == {"1.0", "10.0"}
+    assert set(ae["network"]) == set(NETWORKS) - {"gan"}
+    np.testing.assert_allclose(ae["prior_gap"], ae["sample_fid"] - ae["recon_fid"])
+    assert res.summary["label"] in ("pass", "borderline", "fail")
+    assert res.summary["verdict"]["status"] in ("reproduced", "partial", "not reproduced")
+    assert set(res.summary["tuning_val_sample_fid"]["wae"]["val_sample_fid"]) == {"1.0", "10.0"}
     meta = json.loads((out / "R7.json").read_text())
     assert meta["summary"]["statement"]
     for fig in ("R7_fid_vs_dg", "R7_samples"):

@@ -174,30 +174,33 @@ _R6 = {
 
 _R7 = {  # the DAE among its peers (r7_peers); every network shares decoder, latent, step cap, early stopping
     "quick": {
-        "seed": 0, "n_seeds": 2, "n_train": 1500, "n_val": 300, "n_eval": 500, "latent_dim": 8,
-        "encoder_channels": 8, "decoder_channels": 8, "critic_channels": 8, "batch_size": 64, "lr": 2e-3,
-        "steps": 80, "validate_every": 20, "patience": 2, "min_steps": 0,
-        "gmm_components": 10, "flow_steps": 80, "second_stage_steps": 80, "second_stage_width": 32,
+        "seed": 0, "n_seeds": 2, "split_seed": 2023, "n_train": 1500, "n_val": 300, "n_eval": 500,
+        "latent_dim": 8, "encoder_channels": 8, "decoder": {"channels": 8, "depth": 1}, "critic_channels": 8,
+        "batch_size": 64, "lr": 2e-3, "max_steps": 80, "min_steps": 0, "validate_every": 20, "patience": 2,
+        "prior": "gmm", "prior_components": [4, 8], "flow_steps": 80,
+        "second_stage": {"steps": 80, "width": 32},
         # the DAE's weakening: R5's validation choice once its full run lands (provisional here)
-        "dae": {"aux_channels": 4, "aux_dropout": 0.0},
+        "dae": {"weakening": "width", "strength": 4},
         # one hyper-parameter per baseline, chosen on validation sample FID (first seed)
         "tuning": {"gan": {"lr": [2e-3]}, "vae": {"beta": [1.0]}, "rae": {"lam": [1e-2]},
                    "wae": {"lam": [10.0, 100.0]}},
-        "dg": {"n": 300, "family": "lipschitz", "capacity": 1.0, "width": 16, "depth": 2, "steps": 60,
-               "restarts": 1, "batch_size": 64, "lr": 0.01, "holdout": 0.5},
-        "blur_sigmas": [0.5, 1.0, 1.5], "pixel_noise": 0.2, "unit_cache": False,
+        "latent_dg": {"width": 16, "depth": 2, "n": 400, "steps": 60, "restarts": 1, "distance": "w2",
+                      "n_floor": 3},
+        "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 300, "unit_cache": False,
     },
-    "full": {
-        "seed": 0, "n_seeds": 3, "n_train": 55000, "n_val": 5000, "n_eval": 5000, "latent_dim": 8,
-        "encoder_channels": 16, "decoder_channels": 16, "critic_channels": 16, "batch_size": 128, "lr": 1e-3,
-        "steps": 6000, "validate_every": 500, "patience": 3, "min_steps": 0,
-        "gmm_components": 10, "flow_steps": 2000, "second_stage_steps": 3000, "second_stage_width": 128,
-        "dae": {"aux_channels": 8, "aux_dropout": 0.0},
+    "full": {  # R5's data split, encoder and final decoder; 10 epochs cap (430 steps an epoch) for 3 h
+        "seed": 0, "n_seeds": 3, "split_seed": 2023, "n_train": None, "n_val": 5000, "n_eval": 5000,
+        "latent_dim": 16, "encoder_channels": 32, "decoder": {"channels": 32, "depth": 2},
+        "critic_channels": 32, "batch_size": 128, "lr": 1e-3, "max_steps": 4300, "min_steps": 0,
+        "validate_every": 430, "patience": 3,
+        "prior": "gmm", "prior_components": [10, 20, 40], "flow_steps": 2000,
+        "second_stage": {"steps": 4000, "width": 256},
+        "dae": {"weakening": "dropout", "strength": 0.3},
         "tuning": {"gan": {"lr": [1e-4, 2e-4]}, "vae": {"beta": [0.5, 1.0]}, "rae": {"lam": [1e-3, 1e-2]},
                    "wae": {"lam": [10.0, 100.0]}},
-        "dg": {"n": 2000, "family": "lipschitz", "capacity": 1.0, "width": 16, "depth": 2, "steps": 300,
-               "restarts": 2, "batch_size": 64, "lr": 0.01, "holdout": 0.5},
-        "blur_sigmas": [0.5, 1.0, 1.5], "pixel_noise": 0.2,
+        "latent_dg": {"width": 32, "depth": 2, "n": 4000, "steps": 400, "restarts": 2, "distance": "w2",
+                      "n_floor": 10},
+        "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 2000,
         "unit_cache": True,  # each (network, seed) is cached once scored: a killed run resumes from there
     },
 }

@@ -2,19 +2,20 @@
 
 A *network* is one trained object (a GAN, a VAE, an RAE, a WAE, a joint AE, a DAE); a *model* is a network
 plus the prior it is sampled from (VAE with N(0, I), with an ex-post GMM, or through Dai & Wipf's second
-stage, ...). All networks share ``ConvDecoder(decoder_channels)`` (sigmoid output, Bernoulli likelihood),
-``ConvEncoder(encoder_channels)``, the latent dimension, the step cap, the batch size and the early-stopping
-rule (validation objective every ``validate_every`` steps, ``patience``); the GAN has no validation
-objective and runs to the cap.
+stage, ...). All networks share the final decoder of R5's family (``ConvDecoder(channels, depth)`` with a
+sigmoid output, Bernoulli likelihood), ``ConvEncoder(encoder_channels)``, the latent dimension, the step cap,
+the batch size and the early-stopping rule (validation objective every ``validate_every`` steps,
+``patience``, at least ``min_steps``); the GAN has no validation objective and runs to the cap.
 
-Per model and seed the scores are (``score_model``): sample FID, KID, precision/recall, density/coverage,
-the class-histogram TV distance from uniform (the toolkit classifier's predictions), a pixel-space sliced
-W2 (``sw2_pixels_placeholder``, standing in for R5's blur-robust score until it lands), recon FID
-(decoder(encoder(test)) against the test images), the prior gap (sample FID - recon FID), and the latent
-D_G: the toolkit's D_G from N(0, I) to the moment-normalised test codes at a fixed small capacity, with its
-noise floor and the excess D_G - floor (the GAN's latent is N(0, I) itself, measured the same way, so its
-excess is about 0). The floors differ between latents (a concentrated code cloud has a smaller
-finite-sample W2 floor than N(0, I)), so latents are ranked by the excess.
+Scores reuse R5's helpers (:mod:`latentdist.experiments.r5_dae`, :mod:`latentdist.metrics.robust`), on R5's
+data split: sample and recon metrics in the classifier's feature space (FID, KID, precision/recall,
+density/coverage) plus R5's blur-robust second view on pixels (sliced W2 and MMD²), the prior gap
+(sample FID - recon FID), the class histogram (entropy, TV from uniform), and the latent D_G from N(0, I)
+to the standardised training codes at R5's fixed small capacity, with its noise floor and the excess
+D_G - floor (the GAN's latent is N(0, I) itself, measured the same way, so its excess is about 0; floors
+differ between latents, so latents are ranked by the excess). Ex-post GMMs are fitted on standardised
+codes with the component count chosen on the validation codes' likelihood (R5's rule); flows likewise on
+standardised codes.
 
 With ``unit_cache`` each (network, seed) unit is cached on disk once scored, so an interrupted full run
 resumes per model and seed.
@@ -31,8 +32,8 @@ import numpy as np
 from latentdist._io import atomic_write_bytes, cache_dir
 from latentdist.experiments.cache import config_hash
 
-__all__ = ["NETWORKS", "MODELS", "train_network", "score_network", "quality", "class_tv", "latent_dg",
-           "cached_unit", "blur", "primary_fid"]
+__all__ = ["NETWORKS", "MODELS", "decoder_family", "train_network", "score_network", "primary_val_fid",
+           "cached_unit"]
 
 #: network kind -> the models (rows of the table) it is sampled as
 NETWORKS = {
@@ -46,15 +47,18 @@ NETWORKS = {
 MODELS = tuple(m for ms in NETWORKS.values() for m in ms)
 
 
-def _early(cfg: dict, val) -> dict:
-    return {"val_data": val, "validate_every": cfg["validate_every"], "patience": cfg["patience"],
-            "min_steps": cfg["min_steps"]}
-
-
-def train_network(kind: str, hp: dict, x, val, cfg: dict, seed: int, progress: bool) -> Any:
-    """Train one network of ``kind`` with the tuned hyper-parameters ``hp``; every network gets the same
-    encoder, decoder, latent dimension, step cap, batch size and early-stopping rule from ``cfg``."""
+def decoder_family(cfg: dict):
+    """The one decoder every network shares: R5's final decoder family with a sigmoid output."""
     from latentdist.generators import ConvDecoder
+
+    return ConvDecoder(cfg["decoder"]["channels"], depth=cfg["decoder"]["depth"], output="sigmoid")
+
+
+def train_network(kind: str, hp: dict, data: dict, cfg: dict, seed: int, progress: bool) -> Any:
+    """Train one network of ``kind`` with the tuned hyper-parameters ``hp`` on ``data['train']``
+    (validating on ``data['val']``); every network gets the same encoder, decoder, latent dimension, step
+    cap, batch size and early-stopping rule from ``cfg``."""
+    from latentdist.experiments.r5_dae import aux_family
     from latentdist.latents import Gaussian
     from latentdist.train import (
         ConvCritic,
@@ -67,15 +71,16 @@ def train_network(kind: str, hp: dict, x, val, cfg: dict, seed: int, progress: b
         train_wae,
     )
 
-    d, steps = cfg["latent_dim"], cfg["steps"]
+    d, steps, x = cfg["latent_dim"], cfg["max_steps"], data["train"]
     enc = ConvEncoder(channels=cfg["encoder_channels"], latent_dim=d)
-    dec = ConvDecoder(channels=cfg["decoder_channels"])
+    dec = decoder_family(cfg)
     common = dict(batch_size=cfg["batch_size"], seed=seed, progress=progress, log_every=cfg["validate_every"])
+    early = dict(val_data=data["val"], validate_every=cfg["validate_every"], patience=cfg["patience"],
+                 min_steps=cfg["min_steps"])
     lr = hp.get("lr", cfg["lr"])
     if kind == "gan":
         return train_gan(x, Gaussian(d), dec, ConvCritic(channels=cfg["critic_channels"]), loss="hinge",
                          steps=steps, lr_g=lr, lr_d=lr, **common)
-    early = _early(cfg, val)
     if kind == "vae":
         return train_vae(x, enc, dec, beta=hp.get("beta", 1.0), steps=steps, lr=lr, **early, **common)
     if kind == "rae":
@@ -86,14 +91,40 @@ def train_network(kind: str, hp: dict, x, val, cfg: dict, seed: int, progress: b
     if kind == "joint":
         return train_autoencoder(x, enc, dec, loss="bce", steps=steps, lr=lr, **early, **common)
     if kind == "dae":
-        aux = ConvDecoder(channels=cfg["dae"]["aux_channels"])
-        return train_dae(x, enc, aux, dec, aux_dropout=cfg["dae"]["aux_dropout"], stage1_steps=steps,
-                         stage2_steps=steps, loss="bce", lr=lr, **early, **common)
+        aux = aux_family({**cfg, "loss": "bce"}, cfg["dae"]["weakening"], cfg["dae"]["strength"])
+        return train_dae(x, enc, aux, dec, stage1_steps=steps, stage2_steps=steps, loss="bce", lr=lr, **early,
+                         **common)
     raise ValueError(f"unknown network kind {kind!r}; expected one of {sorted(NETWORKS)}")
 
 
-def _priors(kind: str, net, x, cfg: dict, seed: int, progress: bool) -> dict[str, Any]:
-    """model name -> latent sampler, for the models of one trained network."""
+class _Standard:
+    """A prior fitted on standardised codes, sampled back on the codes' scale: z = mean + std * prior."""
+
+    def __init__(self, prior, mean: np.ndarray, std: np.ndarray):
+        self.prior, self.mean, self.std = prior, mean, std
+        self.dim = len(mean)
+        self.n_parameters = int(getattr(prior, "n_parameters", 0))
+
+    def sample(self, n: int, seed: int = 0):
+        import torch
+
+        z = np.asarray(self.prior.sample(n, seed), dtype=np.float64) * self.std + self.mean
+        return torch.as_tensor(z, dtype=torch.float32)
+
+
+def _standard_codes(net, data: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Training and validation codes standardised with the training codes' mean and sd (R5's rule)."""
+    from latentdist.experiments.r5_dae import _standardise
+
+    codes = {k: net.encode(data[k]).numpy().astype(np.float64) for k in ("train", "val")}
+    mean, std = codes["train"].mean(0), codes["train"].std(0) + 1e-8
+    return {k: _standardise(v, mean, std) for k, v in codes.items()}, mean, std
+
+
+def _priors(kind: str, net, data: dict, z: dict, mean, std, cfg: dict, seed: int, progress: bool) -> dict:
+    """model name -> latent sampler on the network's own code scale, for one trained network."""
+    from latentdist.experiments.r5_dae import _fit_prior
+    from latentdist.generators import MLP
     from latentdist.latents import Gaussian
     from latentdist.train import fit_prior, train_two_stage_vae
     from latentdist.train.nets import MLPEncoder
@@ -101,95 +132,82 @@ def _priors(kind: str, net, x, cfg: dict, seed: int, progress: bool) -> dict[str
     d = cfg["latent_dim"]
     if kind in ("gan", "wae"):
         return {kind: Gaussian(d)}
-    codes = net.encode(x)
-    gmm = fit_prior(codes, "gmm", n_components=cfg["gmm_components"], seed=seed)
+    gmm = _Standard(_fit_prior(z["train"], z["val"], cfg)[2], mean, std)
     if kind == "vae":
-        from latentdist.generators import MLP
-
-        w = cfg["second_stage_width"]
-        two = train_two_stage_vae(net, x, MLPEncoder(width=w, latent_dim=d), MLP(width=w), seed=seed + 1,
-                                  steps=cfg["second_stage_steps"], batch_size=cfg["batch_size"],
-                                  progress=progress, log_every=cfg["validate_every"])
+        w = cfg["second_stage"]["width"]
+        two = train_two_stage_vae(net, data["train"], MLPEncoder(width=w, latent_dim=d), MLP(width=w),
+                                  seed=seed + 1, steps=cfg["second_stage"]["steps"],
+                                  batch_size=cfg["batch_size"], progress=progress,
+                                  log_every=cfg["validate_every"])
         return {"vae": Gaussian(d), "vae_gmm": gmm, "two_stage_vae": two.prior}
     if kind == "rae":
         return {"rae_gmm": gmm}
-    flow = fit_prior(codes, "flow", steps=cfg["flow_steps"], seed=seed, progress=progress)
-    return {f"{kind}_gmm": gmm, f"{kind}_flow": flow}
+    flow = fit_prior(z["train"], "flow", steps=cfg["flow_steps"], seed=seed, progress=progress)
+    return {f"{kind}_gmm": gmm, f"{kind}_flow": _Standard(flow, mean, std)}
 
 
-def class_tv(labels: np.ndarray, n_classes: int = 10) -> float:
-    """Total-variation distance of the label histogram from uniform: ½ Σ_c |p_c - 1/K|."""
-    p = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)[:n_classes] / len(labels)
-    return float(0.5 * np.abs(p - 1.0 / n_classes).sum())
+def _decode(decoder, z) -> np.ndarray:
+    """Images decoder(z), (n, 1, 28, 28) in [0, 1], batched in eval mode without gradients."""
+    from latentdist.train.autoencoder import encode
+
+    return encode(decoder, z).reshape(-1, 1, 28, 28).clamp(0, 1).numpy()
 
 
-def quality(real, fake, feats, seed: int) -> dict[str, float]:
-    """Sample-quality scores of images ``fake`` against ``real`` (both (n, 1, 28, 28) in [0, 1])."""
-    from latentdist.distances import sliced_wasserstein
-    from latentdist.metrics import mnist_metrics
-
-    m = mnist_metrics(real, fake, features=feats, seed=seed)
-    out = {k: float(m[k]) for k in ("fid", "kid_mean", "precision", "recall", "density", "coverage")}
-    out["class_tv"] = class_tv(feats.predict(fake))
-    flat = (np.asarray(real, dtype=np.float64).reshape(len(real), -1),
-            np.asarray(fake, dtype=np.float64).reshape(len(fake), -1))
-    out["sw2_pixels_placeholder"] = float(sliced_wasserstein(*flat, n_projections=128, seed=seed))
-    return out
-
-
-def latent_dg(codes, cfg: dict, seed: int, progress: bool) -> tuple[float, float]:
-    """(D_G, noise floor) from N(0, I) to the moment-normalised ``codes`` at the fixed small capacity."""
-    import torch
-
-    from latentdist.experiments._common import estimate, make_family
-    from latentdist.latents import Gaussian, normalize_samples
-
-    g = cfg["dg"]
-    z = normalize_samples(torch.as_tensor(np.asarray(codes)[: g["n"]], dtype=torch.float32), "moment")
-    family = make_family(g["family"], g["capacity"], g["width"], g["depth"])
-    res = estimate(Gaussian(z.shape[1]), z.detach(), family, "w2", g, seed=seed, progress=progress)
-    return float(res.value), float(res.noise_floor)
-
-
-def score_network(kind: str, net, seconds: float, x, real, feats, cfg: dict, seed: int,
+def score_network(kind: str, net, seconds: float, data: dict, feats, ref: dict, cfg: dict, seed: int,
                   progress: bool) -> tuple[list[dict], dict]:
     """Rows (one per model of the network) and 64-sample grids for one trained network and seed."""
+    from latentdist.experiments.r5_dae import _latent_dg, _view_metrics
     from latentdist.latents import Gaussian
-    from latentdist.train import GenerativePipeline, prior_parameter_count
+    from latentdist.metrics import fid
+    from latentdist.metrics.robust import class_histogram
+    from latentdist.train import prior_parameter_count
 
-    t0 = time.perf_counter()
-    priors = _priors(kind, net, x, cfg, seed, progress)
-    prior_seconds = time.perf_counter() - t0
-    n_eval = len(real)
     decoder = net.generator if kind == "gan" else net.decoder
-    base = {"decoder_params": sum(p.numel() for p in decoder.parameters()),
-            "encoder_params": 0 if kind == "gan" else sum(p.numel() for p in net.encoder.parameters())}
-    if kind == "gan":
-        codes, recon = Gaussian(cfg["latent_dim"]).sample(n_eval, seed + 7), None
+    real, n = data["real"], cfg["n_eval"]
+    if kind == "gan":  # the GAN's latent is N(0, I) itself: its complexity is measured on N(0, I) draws
+        z = {"train": Gaussian(cfg["latent_dim"]).sample(len(data["train"]), seed).numpy().astype(np.float64)}
+        mean, std, recon = None, None, {}
     else:
-        codes = net.encode(real)
-        recon = quality(real, net.reconstruct(real).clamp(0, 1), feats, seed)["fid"]
-    dg, floor = latent_dg(codes, cfg, seed, progress)
+        z, mean, std = _standard_codes(net, data)
+        recon_imgs = net.reconstruct(real).clamp(0, 1).numpy()
+        recon = _view_metrics("recon", real, ref["real"], recon_imgs, feats, cfg, seed)
+    t0 = time.perf_counter()
+    priors = _priors(kind, net, data, z, mean, std, cfg, seed, progress)
+    prior_seconds = time.perf_counter() - t0
+    dg, floor = _latent_dg(z["train"], cfg, seed)
+    base = {"decoder_params": sum(p.numel() for p in decoder.parameters()),
+            "encoder_params": 0 if kind == "gan" else sum(p.numel() for p in net.encoder.parameters()),
+            "latent_dg": dg, "latent_dg_floor": floor, "latent_dg_excess": dg - floor,
+            "train_seconds": seconds + prior_seconds,
+            "steps": int(net.history["step"].max()) if "step" in net.history else np.nan}
     rows, grids = [], {}
     for model, prior in priors.items():
-        pipe = GenerativePipeline(prior, decoder, output_shape=(1, 28, 28))
-        fake = pipe.sample(n_eval, seed=seed + 1).clamp(0, 1)
-        q = quality(real, fake, feats, seed)
-        rows.append({"model": model, "network": kind, "seed": seed, **q,
-                     "recon_fid": np.nan if recon is None else recon,
-                     "prior_gap": np.nan if recon is None else q["fid"] - recon,
-                     "latent_dg": dg, "latent_dg_floor": floor, "latent_dg_excess": dg - floor, **base,
-                     "prior_params": int(prior_parameter_count(prior)),
-                     "train_seconds": seconds + prior_seconds})
-        grids[model] = fake[:64].reshape(-1, 28, 28).numpy()
+        fake = _decode(decoder, prior.sample(n, seed + 1))
+        row = {"model": model, "network": kind, "seed": seed,
+               **_view_metrics("sample", real, ref["real"], fake, feats, cfg, seed), **recon}
+        row["prior_gap"] = row["sample_fid"] - row["recon_fid"] if recon else np.nan
+        row["val_sample_fid"] = float(fid(ref["val"], feats.features(fake)))
+        row.update(class_histogram(feats.predict(fake)))
+        rows.append({**row, **base, "prior_params": int(prior_parameter_count(prior))})
+        grids[model] = fake[:64, 0]
     return rows, grids
 
 
-def blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of each (1, 28, 28) image with standard deviation ``sigma`` pixels."""
-    from scipy.ndimage import gaussian_filter
+def primary_val_fid(kind: str, net, data: dict, feats, ref: dict, cfg: dict, seed: int) -> float:
+    """Validation sample FID of the network's first model (GAN/VAE/WAE from N(0, I); RAE, AE and DAE with
+    the standardised ex-post GMM): the tuning criterion. The test images are never looked at."""
+    from latentdist.experiments.r5_dae import _fit_prior
+    from latentdist.latents import Gaussian
+    from latentdist.metrics import fid
 
-    return gaussian_filter(np.asarray(images, dtype=np.float32), sigma=(0, 0, sigma, sigma))
+    if kind in ("gan", "vae", "wae"):
+        prior = Gaussian(cfg["latent_dim"])
+    else:
+        z, mean, std = _standard_codes(net, data)
+        prior = _Standard(_fit_prior(z["train"], z["val"], cfg)[2], mean, std)
+    decoder = net.generator if kind == "gan" else net.decoder
+    fake = _decode(decoder, prior.sample(len(data["val"]), seed + 1))
+    return float(fid(ref["val"], feats.features(fake)))
 
 
 def cached_unit(claim: str, config: dict, version: int, kind: str, seed: int, fn):
@@ -208,19 +226,3 @@ def cached_unit(claim: str, config: dict, version: int, kind: str, seed: int, fn
     out = fn()
     atomic_write_bytes(path, pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
     return out
-
-
-def primary_fid(kind: str, net, x, val, feats, cfg: dict, seed: int) -> float:
-    """FID of the network's first model (GAN/VAE/WAE from N(0, I), RAE/AE with a GMM) against the
-    *validation* images: the tuning criterion (the test images are never looked at)."""
-    from latentdist.latents import Gaussian
-    from latentdist.metrics import fid
-    from latentdist.train import GenerativePipeline, fit_prior
-
-    if kind in ("gan", "vae", "wae"):
-        prior = Gaussian(cfg["latent_dim"])
-    else:
-        prior = fit_prior(net.encode(x), "gmm", n_components=cfg["gmm_components"], seed=seed)
-    decoder = net.generator if kind == "gan" else net.decoder
-    fake = GenerativePipeline(prior, decoder, output_shape=(1, 28, 28)).sample(len(val), seed=seed + 1)
-    return float(fid(feats.features(val), feats.features(fake.clamp(0, 1))))

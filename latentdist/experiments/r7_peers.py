@@ -14,59 +14,86 @@ weakening is fixed in the config (R5's validation choice).
 The verdict (:func:`verdict`, a pure function of the per-seed table) asks whether the points agree with the
 thesis "simpler latents give better samples at a fixed decoder": Spearman ρ between the latent's excess
 D_G (D_G minus its noise floor) and sample FID over all (model, seed) points, with a percentile bootstrap
-95% CI. ``pass``: ρ > 0 and the CI excludes 0; ``borderline``: ρ > 0 but the CI includes 0 (or too few
-points); ``fail``: ρ <= 0. It also names every model whose mean sample FID beats the best DAE row, and
-those that beat it on every seed.
+95% CI. ``pass`` (status 'reproduced'): ρ > 0 and the CI excludes 0; ``borderline`` ('partial'): ρ > 0
+but the CI includes 0 (or too few points); ``fail`` ('not reproduced'): ρ <= 0. It also names every model
+whose mean sample FID beats the best DAE row, and those that beat it on every seed.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from latentdist.experiments._common import Verdict, require_columns
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
 
-__all__ = ["CLAIM", "TITLE", "VERSION", "compute", "plot", "run", "verdict", "summarise", "METRICS"]
+__all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "compute", "plot", "run", "verdict", "verdict_detail",
+           "summarise", "check_config", "METRICS"]
 
 CLAIM = "R7"
 TITLE = "The DAE among its peers on MNIST (equal decoder)"
-VERSION = 1
+VERSION = 2
 #: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
 NEEDS_MNIST = True
 
 #: per-seed columns summarised as mean and sd (ddof=1) in R7.csv
-METRICS = ("fid", "recon_fid", "prior_gap", "kid_mean", "precision", "recall", "density", "coverage",
-           "class_tv", "sw2_pixels_placeholder", "latent_dg", "latent_dg_floor", "latent_dg_excess",
-           "decoder_params",
-           "encoder_params", "prior_params", "train_seconds")
+METRICS = ("sample_fid", "recon_fid", "prior_gap", "sample_kid", "sample_precision", "sample_recall",
+           "sample_density", "sample_coverage", "class_tv_uniform", "class_entropy", "sample_sw2_pixels",
+           "sample_mmd_pixels", "recon_sw2_pixels", "val_sample_fid", "latent_dg", "latent_dg_floor",
+           "latent_dg_excess", "decoder_params", "encoder_params", "prior_params", "train_seconds", "steps")
 
 _DAE_MODELS = ("dae_gmm", "dae_flow")
+_STATUS = {"pass": "reproduced", "borderline": "partial", "fail": "not reproduced"}
 
 
-def _data(config: dict, seed: int):
-    """Seeded train / validation / test-evaluation / test-floor images, as float32 (n, 1, 28, 28)."""
-    from latentdist.data import load_mnist
+def check_config(config: dict) -> None:
+    """Refuse a bad configuration before any training: the DAE's auxiliary decoder must not be larger than
+    the shared decoder, and every tuning grid is one parameter with at least one value."""
+    from latentdist.experiments.r5_dae import aux_family
+    from latentdist.experiments.r7_models import NETWORKS, decoder_family
+    from latentdist.train.autoencoder import check_aux_not_larger
 
-    n_train, n_val, n_eval = config["n_train"], config["n_val"], config["n_eval"]
-    train, _ = load_mnist("train", n=n_train + n_val, seed=seed)
-    test, _ = load_mnist("test", n=2 * n_eval, seed=seed)
-    # subsets keep file order and MNIST files are not exchangeable: split on a random permutation
-    rng = np.random.default_rng(seed)
-    p, q = rng.permutation(len(train)), rng.permutation(len(test))
-    return train[p[:n_train]], train[p[n_train:]], test[q[:n_eval]], test[q[n_eval:]]
+    d, dae = int(config["latent_dim"]), config["dae"]
+    final = decoder_family(config)
+    try:
+        aux = aux_family({**config, "loss": "bce"}, dae["weakening"], dae["strength"])
+        check_aux_not_larger(aux.build(d, 784, seed=0), final.build(d, 784, seed=0), aux, final)
+    except ValueError as exc:
+        raise ValueError(f"dae={dae}: {exc}") from exc
+    for kind, grid in config["tuning"].items():
+        if kind not in NETWORKS:
+            raise ValueError(f"tuning.{kind}: unknown network; expected one of {sorted(NETWORKS)}")
+        if not (isinstance(grid, dict) and len(grid) == 1 and all(isinstance(v, list) and v
+                                                                   for v in grid.values())):
+            raise ValueError(f"tuning.{kind} must be {{param: [values, ...]}} with one parameter, "
+                             f"got {grid!r}")
+    if int(config["n_seeds"]) < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {config['n_seeds']}")
 
 
-def _tune(config: dict, feats, progress: bool) -> tuple[dict, dict]:
-    """Each network's hyper-parameters: a grid of one parameter, chosen on seed 0's validation images."""
-    from latentdist.experiments.r7_models import cached_unit, primary_fid, train_network
+def _prepare(config: dict, progress: bool) -> tuple[dict, Any, dict]:
+    """Config check, R5's data split, the feature network and the reference features."""
+    from latentdist.experiments.r5_dae import load_data
+    from latentdist.metrics import MNISTFeatures
+
+    check_config(config)
+    data = load_data(config)
+    feats = MNISTFeatures.load_or_train(progress=progress)
+    return data, feats, {"real": feats.features(data["real"]), "val": feats.features(data["val"])}
+
+
+def _tune(config: dict, data: dict, feats, ref: dict, progress: bool) -> tuple[dict, dict]:
+    """Each network's hyper-parameters: a grid of one parameter, chosen on the first seed by the
+    validation sample FID of the network's first model (never on test images)."""
+    from latentdist.experiments.r7_models import NETWORKS, cached_unit, primary_val_fid, train_network
 
     seed = config["seed"]
-    x, val, _, _ = _data(config, seed)
-    choices, scores = {kind: {} for kind in ("gan", "vae", "rae", "wae", "joint", "dae")}, {}
+    choices, scores = {kind: {} for kind in NETWORKS}, {}
     for kind, grid in config["tuning"].items():
         (param, values), = grid.items()
         if len(values) == 1:
@@ -75,59 +102,55 @@ def _tune(config: dict, feats, progress: bool) -> tuple[dict, dict]:
         fids = {}
         for v in values:
             def unit(v=v, kind=kind, param=param):
-                net = train_network(kind, {param: v}, x, val, config, seed, progress)
-                return primary_fid(kind, net, x, val, feats, config, seed)
+                net = train_network(kind, {param: v}, data, config, seed, progress)
+                return primary_val_fid(kind, net, data, feats, ref, config, seed)
             fids[v] = cached_unit(CLAIM, config, VERSION, f"tune-{kind}-{param}-{v}", seed, unit)
         best = min(fids, key=fids.get)
         choices[kind] = {param: best}
         scores[kind] = {"param": param, "chosen": best,
-                        "val_fid": {str(k): float(f) for k, f in fids.items()}}
+                        "val_sample_fid": {str(k): float(f) for k, f in fids.items()}}
     return choices, scores
 
 
-def _calibration(real, other, feats, config: dict, seed: int) -> list[dict]:
-    """Real-vs-real floor, blurred and noisy real digits against the evaluation images."""
-    from latentdist.experiments.r7_models import blur, quality
+def _calibration(data: dict, feats, ref: dict, config: dict) -> list[dict]:
+    """R5's calibration rows (real-vs-real floor, blurred and noisy real digits) in R7's columns."""
+    from latentdist.experiments.r5_dae import calibration_rows
 
-    variants = {"real (floor)": other}
-    for s in config["blur_sigmas"]:
-        variants[f"blur sigma={s:g}"] = blur(other, s)
-    noise = config["pixel_noise"]
-    rng = np.random.default_rng(seed)
-    variants[f"noise sd={noise:g}"] = np.clip(other + noise * rng.standard_normal(other.shape), 0, 1)
-    return [{"model": name, "network": "calibration", "seed": seed,
-             **quality(real, np.asarray(img, dtype=np.float32), feats, seed)}
-            for name, img in variants.items()]
+    names = {"real": "real (floor)"}
+    rows = []
+    for r in calibration_rows(data, feats, ref, config).to_dict("records"):
+        name = r.pop("calibration")
+        rows.append({"model": names.get(name, name), "network": "calibration", "seed": config["seed"],
+                     **{f"sample_{k}": v for k, v in r.items()}})
+    return rows
 
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """Train every network on every seed, score every model; see the module docstring.
 
-    Seed ``s = seed + k`` fixes the train/validation split, the evaluation images and every network's
-    initialisation and batch order, so within a seed all models are compared on the same data.
+    Seed ``s = seed + k`` fixes every network's initialisation and batch order (R5's data split is fixed),
+    so within a seed all models are compared on the same data and paired across seeds.
     """
     from latentdist.experiments.r7_models import NETWORKS, cached_unit, score_network, train_network
-    from latentdist.metrics import MNISTFeatures
 
-    feats = MNISTFeatures.load_or_train()
-    choices, tuning = _tune(config, feats, progress)
+    data, feats, ref = _prepare(config, progress)
+    choices, tuning = _tune(config, data, feats, ref, progress)
     seeds = [config["seed"] + k for k in range(config["n_seeds"])]
     rows, grids = [], {}
     for seed in seeds:
-        x, val, real, other = _data(config, seed)
         for kind in NETWORKS:
-            def unit(kind=kind, seed=seed, x=x, val=val, real=real):
+            def unit(kind=kind, seed=seed):
                 t0 = time.perf_counter()
-                net = train_network(kind, choices[kind], x, val, config, seed, progress)
-                return score_network(kind, net, time.perf_counter() - t0, x, real, feats, config, seed,
+                net = train_network(kind, choices[kind], data, config, seed, progress)
+                return score_network(kind, net, time.perf_counter() - t0, data, feats, ref, config, seed,
                                      progress)
             r, g = cached_unit(CLAIM, {**config, "choices": choices}, VERSION, kind, seed, unit)
             rows += r
             if seed == seeds[0]:
                 grids.update(g)
-        rows += _calibration(real, other, feats, config, seed)
-    per_seed = pd.DataFrame(rows)
-    summary = {"seeds": seeds, "choices": choices, "tuning_val_fid": tuning, **verdict(per_seed)}
+    per_seed = pd.DataFrame(rows + _calibration(data, feats, ref, config))
+    summary = {"seeds": seeds, "choices": choices, "tuning_val_sample_fid": tuning,
+               "verdict": verdict(per_seed).to_dict(), **verdict_detail(per_seed)}
     extras = {"grids": grids, "per_seed": per_seed}
     return ExperimentResult(CLAIM, summarise(per_seed), summary, extras=extras)
 
@@ -160,22 +183,31 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (ra * rb).sum(-1) / den, np.nan)
 
 
-def verdict(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boot: int = 2000,
-            seed: int = 0) -> dict:
-    """The R7 verdict from the per-seed table (columns ``model``, ``network``, ``seed``, ``fid`` and the
+def verdict(per_seed: pd.DataFrame) -> Verdict:
+    """R7's verdict: ``pass`` -> reproduced, ``borderline`` -> partial, ``fail`` -> not reproduced (rule of
+    :func:`verdict_detail`); the reasons are its plain sentence and the correlation with its CI."""
+    d = verdict_detail(per_seed)
+    return Verdict(_STATUS[d["label"]], (d["statement"], f"spearman={d['spearman']:.3f}, "
+                                         f"95% CI [{d['ci'][0]:.3f}, {d['ci'][1]:.3f}], n={d['n_points']}"))
+
+
+def verdict_detail(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boot: int = 2000,
+                   seed: int = 0) -> dict:
+    """The R7 rule on the per-seed table (columns ``model``, ``network``, ``seed``, ``sample_fid`` and the
     complexity column ``x``; rows with ``network == 'calibration'`` are ignored). Pure: same table, same
     answer.
 
     Returns
     -------
     dict
-        ``verdict`` ('pass', 'borderline' or 'fail', see the module docstring), ``spearman``, ``ci``
+        ``label`` ('pass', 'borderline' or 'fail', see the module docstring), ``spearman``, ``ci``
         (percentile bootstrap 95% over (model, seed) points), ``n_points``, ``statement`` (one plain
         sentence), ``best_dae`` (the DAE row with the lowest mean sample FID), ``beats_dae_on_mean`` and
         ``beats_dae_every_seed`` (models better than ``best_dae``: on the mean, and paired on every seed).
     """
-    pts = per_seed[per_seed["network"] != "calibration"].dropna(subset=["fid", x])
-    dg, fid = pts[x].to_numpy(float), pts["fid"].to_numpy(float)
+    require_columns(per_seed, {"model", "network", "seed", "sample_fid", x}, "per_seed")
+    pts = per_seed[per_seed["network"] != "calibration"].dropna(subset=["sample_fid", x])
+    dg, fid = pts[x].to_numpy(float), pts["sample_fid"].to_numpy(float)
     rho = float(_spearman(dg, fid)) if len(pts) >= 3 else float("nan")
     idx = np.random.default_rng(seed).integers(0, max(len(pts), 1), (n_boot, len(pts)))
     boots = _spearman(dg[idx], fid[idx]) if len(pts) >= 3 else np.empty(0)
@@ -197,7 +229,7 @@ def verdict(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boot: int 
             sentence = (f"The points lean towards 'simpler latents give better samples' but do not establish "
                         f"it: {what}, including 0.")
     models = per_seed[per_seed["network"] != "calibration"]
-    by_seed = models.pivot_table(index="seed", columns="model", values="fid")
+    by_seed = models.pivot_table(index="seed", columns="model", values="sample_fid")
     dae = [m for m in _DAE_MODELS if m in by_seed]
     best = min(dae, key=lambda m: by_seed[m].mean()) if dae else None
     on_mean, every = [], []
@@ -214,7 +246,7 @@ def verdict(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boot: int 
             sentence += f" Beating the best DAE row ({best}) on mean sample FID: {', '.join(on_mean)}."
         else:
             sentence += f" No peer beats the best DAE row ({best}) on mean sample FID."
-    return {"verdict": label, "spearman": rho, "ci": [float(lo), float(hi)], "n_points": int(len(pts)),
+    return {"label": label, "spearman": rho, "ci": [float(lo), float(hi)], "n_points": int(len(pts)),
             "statement": sentence, "best_dae": best, "beats_dae_on_mean": on_mean,
             "beats_dae_every_seed": every}
 
@@ -230,8 +262,9 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     markers = "osD^v<>pXh*"
     for i, (model, sub) in enumerate(pts.groupby("model", sort=False)):
-        ax.scatter(sub["latent_dg_excess"], sub["fid"], marker=markers[i % len(markers)], s=40, label=model)
-    floor = per_seed.loc[per_seed["model"] == "real (floor)", "fid"]
+        ax.scatter(sub["latent_dg_excess"], sub["sample_fid"], marker=markers[i % len(markers)], s=40,
+                   label=model)
+    floor = per_seed.loc[per_seed["model"] == "real (floor)", "sample_fid"]
     if len(floor):
         ax.axhline(floor.mean(), color="g", ls=":", label="real vs real FID")
     ax.axvline(0.0, color="grey", ls="--", label="D_G at its noise floor")
@@ -239,10 +272,12 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     ax.set(xlabel="latent D_G from N(0, I) minus its noise floor (fixed small capacity)",
            ylabel="sample FID (test images)",
            title=(f"R7: rho = {s['spearman']:.2f}, 95% CI [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] "
-                  f"({s['verdict']})"))
+                  f"({s['label']})"))
     ax.legend(fontsize=7, ncol=2)
-    fig.text(0.01, 0.005, s["statement"][:160], fontsize=6.5, wrap=True)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    import textwrap
+
+    fig.text(0.01, 0.01, textwrap.fill(s["statement"], 150), fontsize=6.5, va="bottom")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     paths += save_figure(fig, out_dir, "R7_fid_vs_dg")
 
     grids = result.extras["grids"]
