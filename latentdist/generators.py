@@ -185,6 +185,10 @@ class NormConstrainedLinear(nn.Module):
     so the bound holds exactly rather than up to power-iteration error.
     """
 
+        in_features = check_int(in_features, "in_features", low=1)
+        out_features = check_int(out_features, "out_features", low=1)
+        size = f"in_features={in_features}, out_features={out_features}"
+        check_memory(16.0 * in_features * out_features, size)
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))

@@ -315,10 +315,12 @@ class Affine(Latent):
     """The law of (z - shift) * scale for z ~ base: the result of :func:`normalize`."""
 
     def __init__(self, base: Latent, shift: torch.Tensor, scale: float):
+        if not isinstance(base, Latent):
+            raise TypeError(f"base must be a Latent, got {type(base).__name__}")
         self.base = base
         self.dim = base.dim
-        self.shift = shift.double()
-        self.scale = float(scale)
+        self.shift = _vector(shift, "shift", base.dim)
+        self.scale = check_scalar(scale, "scale", low=0.0, low_inclusive=False)
 
     def _sample(self, n, gen):
         return (self.base._sample(n, gen) - self.shift) * self.scale

@@ -58,7 +58,10 @@ def median_bandwidth(x: Any, y: Any, *, max_samples: int = 1000, seed: SeedLike 
 
 
 def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str, bandwidth: float) -> torch.Tensor:
-    r"""k(x_i, y_j), shape (n, m).
+    r"""k(x_i, y_j), shape (..., n, m), for validated tensors ``x`` (..., n, D), ``y`` (..., m, D).
+
+    A low-level building block of :func:`mmd2` and the batched losses (a bandwidth tensor broadcasts
+    per batch member); it does no validation, so pass tensors that a public function has checked.
 
     gaussian: :math:`\exp(-\|x-y\|^2 / (2h^2))`; laplacian: :math:`\exp(-\|x-y\| / h)`;
     imq: :math:`(1 + \|x-y\|^2 / h^2)^{-1/2}`; energy: :math:`-\|x-y\|` (h unused; conditionally
