@@ -23,14 +23,14 @@ resumes per model and seed.
 
 from __future__ import annotations
 
-import pickle
+import contextlib
 import time
 from typing import Any
 
 import numpy as np
 
-from latentdist._io import atomic_write_bytes, cache_dir
-from latentdist.experiments.cache import config_hash
+from latentdist._io import cache_root
+from latentdist.experiments.cache import config_hash, load_file, store_file
 
 __all__ = ["NETWORKS", "MODELS", "decoder_family", "train_network", "score_network", "primary_val_fid",
            "cached_unit"]
@@ -212,17 +212,14 @@ def primary_val_fid(kind: str, net, data: dict, feats, ref: dict, cfg: dict, see
 
 def cached_unit(claim: str, config: dict, version: int, kind: str, seed: int, fn):
     """``fn()`` for one (network, seed) unit, cached on disk (when ``config['unit_cache']``) under
-    ``cache_dir('experiments', '<claim>-units')``, so an interrupted run resumes per model and seed."""
+    ``cache_root('experiments', '<claim>-units')``, so an interrupted run resumes per model and seed."""
     if not config.get("unit_cache", False):
         return fn()
     key = config_hash(claim, {"config": config, "network": kind, "seed": seed}, version)
-    path = cache_dir("experiments", f"{claim}-units") / f"{kind}-{seed}-{key}.pkl"
-    if path.exists():
-        try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        except Exception:  # noqa: BLE001 - an unreadable unit is recomputed
-            pass
-    out = fn()
-    atomic_write_bytes(path, pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+    path = cache_root("experiments", f"{claim}-units") / f"{kind}-{seed}-{key}.pkl"
+    out = load_file(path)  # digest-checked; a damaged unit warns and is recomputed
+    if out is None:
+        out = fn()
+        with contextlib.suppress(OSError):  # an unwritable cache was already reported by the runner
+            store_file(path, out)
     return out
