@@ -439,3 +439,12 @@ def test_no_module_bypasses_the_digest_check():
                  for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
                  if pattern.search(line)]
     assert offenders == [], f"use _io.save/load_checkpoint or cache.store_file/load_file: {offenders}"
+
+
+def test_unwritable_checkpoint_dir_fails_before_training(tmp_path, ring):
+    # A directory below a regular file cannot be created even by root; it must fail at validation,
+    # before a single step runs (not at the first save, after the work).
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=r"checkpoint_dir=.*cannot hold checkpoints"):
+        _gan(ring, checkpoint_dir=blocker / "sub")

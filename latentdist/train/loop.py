@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from latentdist._io import CheckpointError, load_checkpoint, save_checkpoint
+from latentdist._io import CheckpointError, load_checkpoint, save_checkpoint, unwritable_reason
 from latentdist._progress import progress_bar
 from latentdist._validation import check_array, check_batch_size, check_int, check_scalar, to_tensor
 
@@ -337,7 +337,11 @@ def check_loop_args(steps: int, batch_size: int, checkpoint_dir, checkpoint_ever
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoint_dir={str(path)!r} is an existing file, not a directory; pass a "
                          "directory path (it is created if missing)")
-    path.mkdir(parents=True, exist_ok=True)
+    # Probe with a real file before training, so an unwritable directory fails now, not at the first save.
+    problem = unwritable_reason(path)
+    if problem is not None:
+        raise ValueError(f"checkpoint_dir={str(path)!r} cannot hold checkpoints: {problem}; pass a writable "
+                         "directory or checkpoint_dir=None")
     return path
 
 
