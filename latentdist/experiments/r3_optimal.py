@@ -1,4 +1,4 @@
-"""R3: the optimal latent is data-dependent (THEORY.md §3, §6 R3).
+"""R3: the optimal latent is data-dependent (docs/theory.md §3, §6 R3).
 
 At a fixed capacity c, minimise D_{G_c}(P_z, P_x) over normalised latents P_z (``optimal_latent``,
 learnable particles) on a search sample, once per independent search seed. Each found latent's D,

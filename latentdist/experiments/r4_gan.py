@@ -1,8 +1,8 @@
-"""R4: a GAN from a data-dependent latent vs N(0, I) at fixed generator sizes (THEORY.md §6 R4).
+"""R4: a GAN from a data-dependent latent vs N(0, I) at fixed generator sizes (docs/theory.md §6 R4).
 
 The data-dependent latent is the optimal latent of R3 (particles, 'moment' normalisation) found on the
 8-mode ring at each generator width; a GMM prior fitted on it is what the GAN samples from, so the
-pipeline's complexity is prior + generator and both are reported (THEORY.md §3). Both latents train the
+pipeline's complexity is prior + generator and both are reported (docs/theory.md §3). Both latents train the
 same GAN at widths 16, 48 and 128 (full mode) over >= 5 seeds, the seeds paired across latents. Recipe
 (:data:`RECIPE`): hinge loss, Adam lr 1e-3 for both nets, one critic step per generator step, MLP critic;
 it was checked on a seed never reported (``tune_seed``): the widest N(0, I) generator must hit >= 7 of 8
