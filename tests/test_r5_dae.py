@@ -53,6 +53,13 @@ def test_verdict_single_seed_cannot_exclude_zero():
     assert np.isnan(v["sample_fid"]["ci_high"]) and v["status"] == "partial"
 
 
+def test_verdict_two_seeds_are_too_few_even_if_the_ci_excludes_zero():
+    v = verdict(_table([-30.0, -40.0], [5.0, 6.0]))
+    assert v["sample_fid"]["ci_high"] < 0 and not v["samples_better"] and v["status"] == "not reproduced"
+    assert "fewer than 3" in v["reasons"][0]
+    assert verdict(_table([-30.0, -40.0, -35.0], [5.0, 6.0, 5.0]))["status"] == "partial"
+
+
 def test_bootstrap_ci_and_paired_summary():
     d = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     lo, hi = bootstrap_ci(d, seed=1)
@@ -136,9 +143,10 @@ def test_units_pair_joint_and_dae_and_choose_on_validation():
 def test_aux_families_weaken_one_knob_each():
     cfg = get_config("R5", "full")
     final = r5_dae.final_family(cfg)
-    assert r5_dae.aux_family(cfg, "dropout", 0.3) == type(final)(32, output="linear", depth=2, dropout=0.3)
-    assert r5_dae.aux_family(cfg, "width", 8).channels == 8 and r5_dae.aux_family(cfg, "width", 8).depth == 2
-    assert r5_dae.aux_family(cfg, "depth", 0).depth == 0 and r5_dae.aux_family(cfg, "depth", 0).channels == 32
+    c, d = final.channels, final.depth
+    assert r5_dae.aux_family(cfg, "dropout", 0.3) == type(final)(c, output="linear", depth=d, dropout=0.3)
+    assert r5_dae.aux_family(cfg, "width", 4).channels == 4 and r5_dae.aux_family(cfg, "width", 4).depth == d
+    assert r5_dae.aux_family(cfg, "depth", 0).depth == 0 and r5_dae.aux_family(cfg, "depth", 0).channels == c
     with pytest.raises(ValueError, match="weakening"):
         r5_dae.aux_family(cfg, "noise", 1)
 
@@ -188,3 +196,28 @@ def test_module_verdict_uses_the_dae_chosen_on_validation():
                      "val_sample_fid": 45.0, "sample_fid": 30.0 + s, "prior_gap": 5.0})
     v = r5_dae.verdict(pd.DataFrame(rows))
     assert v.status == "not reproduced" and "+10.00" in v.reasons[0]
+
+
+TINY = {"n_train": 200, "n_val": 100, "n_eval": 100, "latent_dim": 4, "encoder_channels": 2,
+        "decoder": {"channels": 4, "depth": 1}, "sweeps": {"dropout": [0.3], "width": [], "depth": []},
+        "init_variant": False, "max_steps": 6, "validate_every": 3, "patience": 1, "batch_size": 16,
+        "prior_components": [2], "latent_dg": {"n": 100, "steps": 3, "width": 4, "n_floor": 2}, "mmd_n": 50,
+        "n_seeds": 3, "sweep_seeds": 2}
+
+
+@pytest.mark.slow
+def test_run_seed_caches_units_that_compute_then_reuses(mnist_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
+
+    from latentdist.metrics import MNISTFeatures
+
+    # reuse the machine's trained feature network instead of training one in the temporary cache
+    feats = MNISTFeatures.load_or_train(progress=False)
+    monkeypatch.setattr(MNISTFeatures, "load_or_train", classmethod(lambda cls, **k: feats))
+    rows = r5_dae.run_seed(2, "quick", progress=False, **TINY)  # a headline-only seed: needs the sweep first
+    assert set(rows["method"]) == {"joint", "dae"} and (rows["seed"] == 2).all()
+    monkeypatch.setattr(r5_dae, "_train", lambda *a, **k: pytest.fail("retrained a cached unit"))
+    res = r5_dae.compute(get_config("R5", "quick", **TINY), progress=False)
+    assert sorted(res.table["seed"].unique()) == [0, 1, 2]
+    assert len(res.table) == 2 * 2 + 2 and res.summary["verdict"]["status"] in ("reproduced", "partial",
+                                                                                "not reproduced")

@@ -17,7 +17,12 @@ TRADEOFF_METRICS = (("recon_fid", "recon FID"), ("prior_gap", "prior gap (sample
 
 
 def plot_all(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
-    """Write ``R5_tradeoff``, ``R5_samples``, ``R5_curves`` and ``R5_paired`` (png and pdf)."""
+    """Write ``R5_tradeoff``, ``R5_samples``, ``R5_curves`` and ``R5_paired`` (png and pdf), plus the
+    training curves and calibration rows as ``R5_curves.csv`` and ``R5_calibration.csv``."""
+    from latentdist.experiments.io import save_table
+
+    save_table(result.extras["curves"], out_dir, "R5_curves")
+    save_table(result.extras["calibration"], out_dir, "R5_calibration")
     return (tradeoff(result, out_dir) + sample_grids(result, out_dir) + training_curves(result, out_dir)
             + paired_bars(result, out_dir))
 

@@ -9,7 +9,8 @@ smallest two-sided p is 0.0625, so the t-test and the CI carry the decision).
 
 The verdict is stated before any number is seen (docs/theory.md §4, paper_repro.md R5):
 
-* ``'reproduced'``: the DAE's sample FID is lower, with the CI of d(sample FID) entirely below 0, *and*
+* ``'reproduced'``: the DAE's sample FID is lower, with the CI of d(sample FID) entirely below 0 over at
+  least ``min_seeds`` = 3 paired seeds (a bootstrap over two values only spans them), *and*
   its prior gap (sample FID - recon FID) is smaller (mean d(prior gap) < 0): better samples, for the
   paper's reason;
 * ``'partial'``: exactly one of the two holds;
@@ -84,7 +85,8 @@ def paired_differences(table: pd.DataFrame, metric: str, *, a: str = "dae", b: s
     return (wide[a] - wide[b]).dropna().sort_index()
 
 
-def paired_verdict(table: pd.DataFrame, *, fid: str = "sample_fid", gap: str = "prior_gap") -> dict[str, Any]:
+def paired_verdict(table: pd.DataFrame, *, fid: str = "sample_fid", gap: str = "prior_gap",
+                   min_seeds: int = 3) -> dict[str, Any]:
     """The R5 verdict from the headline table (rows: ``method`` in {'joint', 'dae'}, ``seed``, metrics).
 
     Returns
@@ -96,11 +98,13 @@ def paired_verdict(table: pd.DataFrame, *, fid: str = "sample_fid", gap: str = "
     """
     d_fid, d_gap = paired_differences(table, fid), paired_differences(table, gap)
     s_fid, s_gap = paired_summary(d_fid), paired_summary(d_gap)
-    better = bool(np.isfinite(s_fid["ci_high"]) and s_fid["ci_high"] < 0)
+    better = bool(s_fid["n"] >= min_seeds and np.isfinite(s_fid["ci_high"]) and s_fid["ci_high"] < 0)
     smaller = bool(np.isfinite(s_gap["mean"]) and s_gap["mean"] < 0)
     word = STATUSES[0] if better and smaller else STATUSES[1] if better or smaller else STATUSES[2]
     evidence = (f"DAE - joint over {s_fid['n']} seeds: sample FID {s_fid['mean']:+.2f} "
                 f"[{s_fid['ci_low']:+.2f}, {s_fid['ci_high']:+.2f}] (t-test p={s_fid['p_ttest']:.3g}), "
                 f"prior gap {s_gap['mean']:+.2f} [{s_gap['ci_low']:+.2f}, {s_gap['ci_high']:+.2f}]")
+    if s_fid["n"] < min_seeds:
+        evidence += f"; fewer than {min_seeds} paired seeds, so no claim of better samples"
     return {"status": word, "reasons": [evidence], "samples_better": better, "gap_smaller": smaller,
             "sample_fid": s_fid, "prior_gap": s_gap}
