@@ -221,3 +221,20 @@ def test_run_seed_caches_units_that_compute_then_reuses(mnist_root, tmp_path, mo
     assert sorted(res.table["seed"].unique()) == [0, 1, 2]
     assert len(res.table) == 2 * 2 + 2 and res.summary["verdict"]["status"] in ("reproduced", "partial",
                                                                                 "not reproduced")
+
+
+def test_units_round_trip_through_unit_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
+    cfg = {**get_config("R5", "quick"), "unit_dir": str(tmp_path / "units"), "unit_cache": False}
+    unit = {"row": {"method": "joint", "seed": 0, "sample_fid": 1.5}, "grid": np.zeros((4, 28, 28), np.uint8),
+            "history": pd.DataFrame({"step": [1, 2], "loss": [0.5, 0.4]})}
+    key = r5_dae._unit_key(cfg, 0, {"method": "joint"})
+    assert r5_dae._load_unit(cfg, key) is None
+    r5_dae._store_unit(cfg, key, unit)
+    back = r5_dae._load_unit(cfg, key)
+    assert back["row"] == unit["row"] and back["history"].equals(unit["history"])
+    assert key == r5_dae._unit_key({**cfg, "unit_dir": None}, 0, {"method": "joint"})  # location not in key
+    path = r5_dae._unit_file(cfg, key)
+    path.write_bytes(path.read_bytes()[:-3])  # a torn file is refused, never half-read
+    with pytest.raises(ValueError, match="R5 unit"):
+        r5_dae._load_unit(cfg, key)

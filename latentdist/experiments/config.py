@@ -133,6 +133,7 @@ _R5 = {  # DAE vs joint (r5_dae); units are cached per (seed, model), so full mo
         "latent_dg": {"width": 16, "depth": 2, "n": 400, "steps": 60, "restarts": 1, "distance": "w2",
                       "n_floor": 3},
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 300, "unit_cache": True,
+        "unit_dir": None,
     },
     "full": {
         "seed": 0, "split_seed": 2023, "n_train": None, "n_val": 5000, "n_eval": 5000,
@@ -148,6 +149,8 @@ _R5 = {  # DAE vs joint (r5_dae); units are cached per (seed, model), so full mo
         "latent_dg": {"width": 32, "depth": 2, "n": 4000, "steps": 400, "restarts": 2, "distance": "w2",
                       "n_floor": 10},
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 2000, "unit_cache": True,
+        # finished units are also written here and committed, so a later session resumes a partial full run
+        "unit_dir": "figures/units/R5",
     },
 }
 

@@ -261,19 +261,52 @@ def _stage_summary(history: pd.DataFrame) -> dict:
     return out
 
 
+_NOT_IN_KEY = ("n_seeds", "sweep_seeds", "sweeps", "init_variant", "unit_cache", "unit_dir")
+
+
 def _unit_key(config: dict, seed: int, spec: dict) -> str:
-    """Hash of what one unit depends on: everything but the seed lists and the sweep grid."""
-    own = {k: v for k, v in config.items() if k not in ("n_seeds", "sweep_seeds", "sweeps", "init_variant")}
+    """Hash of what one unit depends on: not the seed lists, the sweep grid or where units are kept."""
+    own = {k: v for k, v in config.items() if k not in _NOT_IN_KEY}
     return cache.config_hash("R5-unit", {"config": own, "seed": seed, "spec": spec}, VERSION)
 
 
+def _unit_file(config: dict, key: str) -> Path | None:
+    """``<unit_dir>/R5-unit-<key>.pkl`` when the config keeps units in the repository (full mode)."""
+    return Path(config["unit_dir"]) / f"R5-unit-{key}.pkl" if config.get("unit_dir") else None
+
+
+def _load_unit(config: dict, key: str) -> dict | None:
+    import pickle
+
+    from latentdist._io import read_verified_bytes
+
+    path = _unit_file(config, key)
+    if path is not None and path.is_file():
+        payload = read_verified_bytes(path, what="R5 unit", remedy="delete it to recompute the unit")
+        return pickle.loads(payload)
+    return cache.load("R5-unit", key) if config["unit_cache"] else None
+
+
+def _store_unit(config: dict, key: str, unit: dict) -> None:
+    import pickle
+
+    from latentdist._io import write_verified_bytes
+
+    path = _unit_file(config, key)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_verified_bytes(path, pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL))
+    if config["unit_cache"] and cache.unwritable() is None:
+        cache.store("R5-unit", key, unit)
+
+
 def run_unit(spec: dict, config: dict, data: dict, feats, ref: dict, seed: int, progress: bool) -> dict:
-    """Train and score one (seed, model), through the per-unit cache when ``config['unit_cache']``."""
+    """Train and score one (seed, model), through the unit store: ``unit_dir`` files (committed with the
+    results in full mode) and the per-unit result cache (``unit_cache``)."""
     key = _unit_key(config, seed, spec)
-    if config["unit_cache"]:
-        hit = cache.load("R5-unit", key)
-        if hit is not None:
-            return hit
+    hit = _load_unit(config, key)
+    if hit is not None:
+        return hit
     res = _train(spec, config, data, seed, progress)
     row, grid = score_unit(res, config, data, feats, ref, seed)
     history = res.history.copy()
@@ -281,9 +314,10 @@ def run_unit(spec: dict, config: dict, data: dict, feats, ref: dict, seed: int, 
     if "stage" not in history:
         history["stage"] = 0
     row = {**_spec_columns(spec), "seed": seed, **row, **_stage_summary(res.history)}
-    unit = {"row": row, "grid": grid, "history": pd.DataFrame(history.to_dict("records"))}
-    if config["unit_cache"] and cache.unwritable() is None:
-        cache.store("R5-unit", key, unit)
+    # the sample grid as 8-bit greyscale keeps a committed unit file small
+    unit = {"row": row, "grid": np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8),
+            "history": pd.DataFrame(history.to_dict("records"))}
+    _store_unit(config, key, unit)
     return unit
 
 

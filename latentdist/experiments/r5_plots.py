@@ -76,7 +76,8 @@ def sample_grids(result: ExperimentResult, out_dir) -> list[Path]:
     best = result.summary["chosen_dae"]
     for ax, (name, imgs) in zip(axes[0], grids.items(), strict=True):
         title = "joint AE" if name == "joint" else f"DAE ({best['weakening']}={best['strength']:g})"
-        ax.imshow(_tile(imgs), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(_tile(np.asarray(imgs, dtype=np.float32) / (255.0 if imgs.dtype == np.uint8 else 1.0)),
+                  cmap="gray", vmin=0, vmax=1)
         ax.set(title=f"{title}, seed {result.summary['seeds'][0]}", xticks=[], yticks=[])
     fig.tight_layout()
     return save_figure(fig, out_dir, "R5_samples")
