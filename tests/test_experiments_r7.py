@@ -125,11 +125,43 @@ TINY = {"n_seeds": 2, "n_train": 160, "n_val": 48, "n_eval": 64, "encoder_channe
                    "wae": {"lam": [1.0, 10.0]}}}
 
 
-def test_tiny_r7_writes_table_figures_and_a_verdict(tmp_path, mnist_root):
-    from latentdist.experiments import run_experiment
+def test_cached_unit_resumes_per_network_and_seed(tmp_path, monkeypatch):
+    from latentdist.experiments import r7_models
 
+    monkeypatch.setattr(r7_models, "cache_root", lambda *parts: tmp_path)
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return {"rows": len(calls)}
+
+    cfg = {"unit_cache": True, "a": 1}
+    assert r7_models.cached_unit("R7", cfg, 1, "vae", 0, fn) == {"rows": 1}
+    assert r7_models.cached_unit("R7", cfg, 1, "vae", 0, fn) == {"rows": 1}  # read back, not recomputed
+    assert len(calls) == 1
+    r7_models.cached_unit("R7", cfg, 1, "vae", 1, fn)  # another seed, another unit
+    r7_models.cached_unit("R7", {**cfg, "a": 2}, 1, "vae", 0, fn)  # another config, another unit
+    r7_models.cached_unit("R7", cfg, 2, "vae", 0, fn)  # another code version, another unit
+    assert len(calls) == 4
+    r7_models.cached_unit("R7", {**cfg, "unit_cache": False}, 1, "vae", 0, fn)  # off: always computed
+    assert len(calls) == 5
+
+
+def test_tiny_r7_writes_table_figures_and_a_verdict(tmp_path, mnist_root, monkeypatch):
+    from latentdist.experiments import r7_models, run_experiment
+
+    trained = []
+    real_train = r7_models.train_network
+
+    def counting(kind, hp, *args, **kwargs):
+        trained.append((kind, dict(hp)))
+        return real_train(kind, hp, *args, **kwargs)
+
+    monkeypatch.setattr(r7_models, "train_network", counting)
     out = tmp_path / "out"
     res = run_experiment("R7", "quick", out=out, progress=False, use_cache=False, **TINY)
+    # 6 networks x 2 seeds, plus the second WAE tuning value; the chosen one's run on seed 0 is reused
+    assert len(trained) == 13 and sum(k == "wae" for k, _ in trained) == 3
     t = res.table
     assert t["model"].tolist()[: len(MODELS)] == list(MODELS)
     assert (t["network"].iloc[len(MODELS):] == "calibration").all() and len(t) > len(MODELS)

@@ -32,8 +32,7 @@ import numpy as np
 from latentdist._io import cache_root
 from latentdist.experiments.cache import config_hash, load_file, store_file
 
-__all__ = ["NETWORKS", "MODELS", "decoder_family", "train_network", "score_network", "primary_val_fid",
-           "cached_unit"]
+__all__ = ["NETWORKS", "MODELS", "decoder_family", "train_network", "score_network", "cached_unit"]
 
 #: network kind -> the models (rows of the table) it is sampled as
 NETWORKS = {
@@ -191,23 +190,6 @@ def score_network(kind: str, net, seconds: float, data: dict, feats, ref: dict, 
         rows.append({**row, **base, "prior_params": int(prior_parameter_count(prior))})
         grids[model] = fake[:64, 0]
     return rows, grids
-
-
-def primary_val_fid(kind: str, net, data: dict, feats, ref: dict, cfg: dict, seed: int) -> float:
-    """Validation sample FID of the network's first model (GAN/VAE/WAE from N(0, I); RAE, AE and DAE with
-    the standardised ex-post GMM): the tuning criterion. The test images are never looked at."""
-    from latentdist.experiments.r5_dae import _fit_prior
-    from latentdist.latents import Gaussian
-    from latentdist.metrics import fid
-
-    if kind in ("gan", "vae", "wae"):
-        prior = Gaussian(cfg["latent_dim"])
-    else:
-        z, mean, std = _standard_codes(net, data)
-        prior = _Standard(_fit_prior(z["train"], z["val"], cfg)[2], mean, std)
-    decoder = net.generator if kind == "gan" else net.decoder
-    fake = _decode(decoder, prior.sample(len(data["val"]), seed + 1))
-    return float(fid(ref["val"], feats.features(fake)))
 
 
 def cached_unit(claim: str, config: dict, version: int, kind: str, seed: int, fn):

@@ -37,7 +37,7 @@ __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "compute", "plot", "run",
 
 CLAIM = "R7"
 TITLE = "The DAE among its peers on MNIST (equal decoder)"
-VERSION = 2
+VERSION = 3
 #: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
 NEEDS_MNIST = True
 
@@ -87,29 +87,40 @@ def _prepare(config: dict, progress: bool) -> tuple[dict, Any, dict]:
     return data, feats, {"real": feats.features(data["real"]), "val": feats.features(data["val"])}
 
 
-def _tune(config: dict, data: dict, feats, ref: dict, progress: bool) -> tuple[dict, dict]:
+def _unit(kind: str, hp: dict, data: dict, feats, ref: dict, config: dict, seed: int, progress: bool):
+    """Train one network and score all its models: (rows, grids)."""
+    from latentdist.experiments.r7_models import score_network, train_network
+
+    t0 = time.perf_counter()
+    net = train_network(kind, hp, data, config, seed, progress)
+    return score_network(kind, net, time.perf_counter() - t0, data, feats, ref, config, seed, progress)
+
+
+def _tune(config: dict, data: dict, feats, ref: dict, progress: bool) -> tuple[dict, dict, dict]:
     """Each network's hyper-parameters: a grid of one parameter, chosen on the first seed by the
-    validation sample FID of the network's first model (never on test images)."""
-    from latentdist.experiments.r7_models import NETWORKS, cached_unit, primary_val_fid, train_network
+    validation sample FID of the network's first model (never on test images). Returns the choices, the
+    validation scores and the first seed's scored units of the chosen values (reused, not retrained)."""
+    from latentdist.experiments.r7_models import NETWORKS, cached_unit
 
     seed = config["seed"]
-    choices, scores = {kind: {} for kind in NETWORKS}, {}
+    choices, scores, reuse = {kind: {} for kind in NETWORKS}, {}, {}
     for kind, grid in config["tuning"].items():
         (param, values), = grid.items()
         if len(values) == 1:
             choices[kind] = {param: values[0]}
             continue
-        fids = {}
+        units, fids = {}, {}
         for v in values:
-            def unit(v=v, kind=kind, param=param):
-                net = train_network(kind, {param: v}, data, config, seed, progress)
-                return primary_val_fid(kind, net, data, feats, ref, config, seed)
-            fids[v] = cached_unit(CLAIM, config, VERSION, f"tune-{kind}-{param}-{v}", seed, unit)
+            def run(v=v, kind=kind, param=param):
+                return _unit(kind, {param: v}, data, feats, ref, config, seed, progress)
+            units[v] = cached_unit(CLAIM, config, VERSION, f"tune-{kind}-{param}-{v}", seed, run)
+            first = [r for r in units[v][0] if r["model"] == NETWORKS[kind][0]][0]
+            fids[v] = float(first["val_sample_fid"])
         best = min(fids, key=fids.get)
-        choices[kind] = {param: best}
+        choices[kind], reuse[kind] = {param: best}, units[best]
         scores[kind] = {"param": param, "chosen": best,
-                        "val_sample_fid": {str(k): float(f) for k, f in fids.items()}}
-    return choices, scores
+                        "val_sample_fid": {str(k): f for k, f in fids.items()}}
+    return choices, scores, reuse
 
 
 def _calibration(data: dict, feats, ref: dict, config: dict) -> list[dict]:
@@ -131,20 +142,20 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     Seed ``s = seed + k`` fixes every network's initialisation and batch order (R5's data split is fixed),
     so within a seed all models are compared on the same data and paired across seeds.
     """
-    from latentdist.experiments.r7_models import NETWORKS, cached_unit, score_network, train_network
+    from latentdist.experiments.r7_models import NETWORKS, cached_unit
 
     data, feats, ref = _prepare(config, progress)
-    choices, tuning = _tune(config, data, feats, ref, progress)
+    choices, tuning, reuse = _tune(config, data, feats, ref, progress)
     seeds = [config["seed"] + k for k in range(config["n_seeds"])]
     rows, grids = [], {}
     for seed in seeds:
         for kind in NETWORKS:
-            def unit(kind=kind, seed=seed):
-                t0 = time.perf_counter()
-                net = train_network(kind, choices[kind], data, config, seed, progress)
-                return score_network(kind, net, time.perf_counter() - t0, data, feats, ref, config, seed,
-                                     progress)
-            r, g = cached_unit(CLAIM, {**config, "choices": choices}, VERSION, kind, seed, unit)
+            if seed == config["seed"] and kind in reuse:
+                r, g = reuse[kind]  # the tuning run of the chosen value is this very unit
+            else:
+                r, g = cached_unit(CLAIM, {**config, "choices": choices}, VERSION, kind, seed,
+                                   lambda kind=kind, seed=seed: _unit(kind, choices[kind], data, feats, ref,
+                                                                      config, seed, progress))
             rows += r
             if seed == seeds[0]:
                 grids.update(g)
