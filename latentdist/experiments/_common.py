@@ -17,7 +17,7 @@ from latentdist.generators import MLP, Family, LipschitzMLP
 
 __all__ = ["make_family", "estimate_row", "estimate", "family_at", "Verdict", "STATUSES", "graded",
            "require_columns", "bootstrap_ci", "generator_params", "latent_params", "cached_unit",
-           "particles_of", "particle_latent"]
+           "particles_of", "particle_latent", "log_ticks_at"]
 
 
 def make_family(kind: str, capacity: float, width: int, depth: int) -> Family:
@@ -216,3 +216,17 @@ def particle_latent(stored: Any) -> Any:
 
     arr = np.asarray(stored, dtype=float)
     return Discrete(arr[:, :-1], arr[:, -1] / arr[:, -1].sum())
+
+
+def log_ticks_at(ax: Any, values: Any, axis: str = "x") -> None:
+    """Log axis ticked only at the measured ``values``, printed plainly (matplotlib's default log ticks
+    overlapped, e.g. '3×10³4×10³')."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_locator(FixedLocator(sorted({float(v) for v in values})))
+    fmt = ScalarFormatter()
+    fmt.set_scientific(False)
+    target.set_major_formatter(fmt)
+    target.set_minor_locator(NullLocator())

@@ -322,33 +322,48 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
 
 
 def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
-    """``R1_closed_forms`` (estimate vs closed form; A2 across L) and ``R1_checks.csv``."""
+    """``R1_closed_forms`` (optimisation gap per anchor with its tolerance; A2 across L with oracle, closed
+    form and floor) and ``R1_checks.csv``."""
     import matplotlib.pyplot as plt
 
     t = result.table
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
     ax = axes[0]
-    for (part, latent), grp in t.groupby(["part", "latent"]):
-        ax.errorbar(grp["closed_form"], grp["value"], yerr=grp["std"], fmt="o", ms=4, capsize=2,
-                    label=f"{part} {latent}")
-    hi = float(max(t["closed_form"].max(), t["value"].max())) * 1.05
-    ax.plot([0, hi], [0, hi], "k--", lw=1, label="estimate = closed form")
-    ax.set(xlabel="closed form D", ylabel="estimated D", title="R1: estimate vs closed form (A1, A2)")
-    ax.legend(fontsize=7)
+    idx = np.arange(len(t))
+    ax.fill_between(idx, -t["tolerance"], t["tolerance"], color="C2", alpha=0.2, step="mid",
+                    label="band: match tolerance (config rule)")
+    ax.errorbar(idx, t["opt_gap"], yerr=t["std"].fillna(0), fmt="o", ms=4, capsize=2, color="C0",
+                label="estimate − oracle (bars: restart sd)")
+    ax.plot(idx, t["sample_bias"], "x", color="C3", label="oracle − closed form (finite-sample bias)")
+    miss = t[~t["match"]]
+    ax.plot(np.flatnonzero(~t["match"].to_numpy()), miss["opt_gap"], "o", mfc="none", mec="r", ms=10,
+            label="miss")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(idx, [f"{r.part} {r.latent[:5]} {r.capacity:g}" for r in t.itertuples()], rotation=70,
+                  fontsize=6)
+    ax.set(ylabel="difference in D", title=f"R1: {int(t['match'].sum())}/{len(t)} anchors match their oracle")
+    ax.legend(fontsize=6)
     ax = axes[1]
     a2 = t[t["part"] == "A2"]
+    a = result.config["a2"]["a"]
     for i, (latent, grp) in enumerate(a2.groupby("latent")):
         grp = grp.sort_values("capacity")
         color = f"C{i}"
         ax.errorbar(grp["capacity"], grp["value"], yerr=grp["std"], fmt="o", color=color, capsize=2,
-                    label=f"{latent}: estimate")
+                    label=f"{latent}: estimate (bars: restart sd)")
+        ax.fill_between(grp["capacity"], grp["oracle"] - grp["oracle_sd"], grp["oracle"] + grp["oracle_sd"],
+                        color=color, alpha=0.2, label=f"{latent}: band = oracle ± sd over draws")
         ls = np.linspace(grp["capacity"].min(), grp["capacity"].max(), 200)
-        a = result.config["a2"]["a"]
         ax.plot(ls, [a2_closed_form(latent, a, v) for v in ls], "-", color=color, lw=1,
                 label=f"{latent}: closed form")
-    ax.plot(a2.groupby("capacity")["noise_floor"].mean(), "k:", label="noise floor")
-    ax.set(xlabel="Lipschitz bound L", ylabel="D (W1)", title="A2: two-point data, a = 2", xscale="log")
-    ax.legend(fontsize=7)
+    floor = a2.groupby("capacity")[["noise_floor", "noise_floor_std"]].mean()
+    ax.plot(floor.index, floor["noise_floor"], "k:", label="noise floor")
+    ax.fill_between(floor.index, floor["noise_floor"] - 2 * floor["noise_floor_std"],
+                    floor["noise_floor"] + 2 * floor["noise_floor_std"], color="k", alpha=0.08,
+                    label="band: floor ± 2 sd")
+    ax.set(xlabel="Lipschitz bound L", ylabel="D (W1)", title=f"A2: two-point data, a = {a:g}, n = "
+           f"{result.config['a2']['n']}")
+    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     paths = save_figure(fig, out_dir, "R1_closed_forms")
     paths.append(save_table(result.extras["checks"], out_dir, "R1_checks"))

@@ -1,4 +1,4 @@
-"""R2: generator complexity against the latent (THEORY.md §3, §6 R2).
+"""R2: generator complexity against the latent (docs/theory.md §3, §6 R2).
 
 For disconnected data (8-mode ring) and a curved manifold (spiral), each put at the 'moment'
 normalisation, trace the capacity profile c -> D_{G_c}(P_z, P_x) of an MLP family indexed by width for
@@ -31,6 +31,7 @@ from latentdist.experiments._common import (
     generator_params,
     latent_params,
     load_toy,
+    log_ticks_at,
     particle_latent,
     particles_of,
     require_columns,
@@ -179,14 +180,13 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
 def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     """``R2_profiles``: D against width per latent, one panel per (dataset, distance, budget)."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
     t = result.table
     eps = result.extras["eps"]
     cases = list(t.groupby(["dataset", "distance", "steps"], sort=False).groups)
     ncol = min(3, len(cases))
     nrow = -(-len(cases) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.8 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.8 * ncol, 5.2 * nrow), squeeze=False)
     for ax, (key, dist, steps) in zip(axes.flat, cases, strict=False):
         sub = t[(t["dataset"] == key) & (t["distance"] == dist) & (t["steps"] == steps)]
         e = eps[(eps["dataset"] == key) & (eps["distance"] == dist) & (eps["steps"] == steps)]
@@ -194,21 +194,19 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
             grp = grp.sort_values("capacity")
             row = e[e["latent"] == latent].iloc[0]
             ax.errorbar(grp["capacity"], grp["value"], yerr=grp["std"], marker="o", capsize=2, color=f"C{i}",
-                        label=f"{latent}: C_eps = {row['total_params']:g} params")
+                        label=f"{latent}: C_eps = {row['total_params']:g} params (gen. + latent)")
         floor = sub.groupby("capacity")[["noise_floor", "noise_floor_std"]].mean()
         ax.plot(floor.index, floor["noise_floor"], "k:", label="noise floor")
         ax.fill_between(floor.index, floor["noise_floor"] - 2 * floor["noise_floor_std"],
                         floor["noise_floor"] + 2 * floor["noise_floor_std"], color="k", alpha=0.12,
                         label="band: floor ± 2 sd")
         ax.axhline(e["eps"].iloc[0], color="grey", lw=0.8, ls="--", label=f"eps = {e['eps'].iloc[0]:.3g}")
-        caps = sorted(sub["capacity"].unique())
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(FixedLocator(caps))  # only the measured widths: no crowded log ticks
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_locator(NullLocator())
+        log_ticks_at(ax, sub["capacity"].unique())
         ax.set(xlabel="generator width (MLP)", ylabel=f"D ({dist})",
                title=f"R2: {key}, {dist}, {steps} steps")
-        ax.legend(fontsize=6, title="error bars: restart sd", title_fontsize=6)
+        # below the panel: inside it the legend hid curves
+        ax.legend(fontsize=6, title="error bars: restart sd", title_fontsize=6, ncol=2, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16))
     for ax in list(axes.flat)[len(cases):]:
         ax.set_visible(False)
     fig.tight_layout()

@@ -25,6 +25,7 @@ from latentdist.experiments._common import (
     cached_unit,
     data_affine,
     load_toy,
+    log_ticks_at,
     particle_latent,
     particles_of,
     require_columns,
@@ -203,10 +204,13 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     paths = save_figure(fig, out_dir, "R4_gan_samples")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
-    styles = {"gaussian": ("o", "C0", "N(0, I)"), "data-dependent": ("s", "C3", "data-dependent + GMM prior")}
-    for lat, (marker, color, label) in styles.items():
-        sub = t[t["latent"] == lat].groupby("total_params")[[KEY_METRIC, "n_modes_hit"]].agg(["mean", "std"])
-        xs = sub.index.to_numpy()
+    dd = t.loc[t["latent"] == "data-dependent", "prior_params"]
+    prior = int(dd.max()) if len(dd) else 0
+    styles = {"gaussian": ("o", "C0", "N(0, I)", 0.97),
+              "data-dependent": ("s", "C3", f"data-dependent + GMM prior (+{prior} params)", 1.03)}
+    for lat, (marker, color, label, shift) in styles.items():
+        sub = t[t["latent"] == lat].groupby("width")[[KEY_METRIC, "n_modes_hit"]].agg(["mean", "std"])
+        xs = sub.index.to_numpy() * shift  # side by side at each width
         for ax, m in zip(axes, (KEY_METRIC, "n_modes_hit"), strict=True):
             ax.errorbar(xs, sub[(m, "mean")], yerr=sub[(m, "std")].fillna(0), marker=marker, color=color,
                         capsize=2, label=label)
@@ -216,7 +220,8 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
     axes[1].axhline(8, color="k", ls=":", label="all 8 modes")
     n_seeds = t["repeat"].nunique()
     for ax, ylabel in zip(axes, ("W2(samples, held-out data)", "modes hit (of 8)"), strict=True):
-        ax.set(xscale="log", xlabel="parameters (generator + prior)", ylabel=ylabel,
+        log_ticks_at(ax, t["width"].unique())
+        ax.set(xlabel="generator width (MLP, depth 2)", ylabel=ylabel,
                title=f"R4: mean ± sd over {n_seeds} seeds")
         ax.legend(fontsize=7)
     fig.tight_layout()

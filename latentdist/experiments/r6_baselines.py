@@ -149,8 +149,10 @@ def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
             sub = t[(t["dataset"] == key) & (t["distance"] == dist)]
             ax.bar(sub["latent"], sub["value"], yerr=sub["std"], capsize=3,
                    color=[f"C{k}" for k in range(len(sub))])
-            ax.axhline(sub["noise_floor"].mean(), color="k", ls=":", label="noise floor")
-            ax.set(title=f"{key}, {dist}", ylabel=f"D ({dist})")
+            fl, fs = sub["noise_floor"].mean(), sub["noise_floor_std"].mean()
+            ax.axhline(fl, color="k", ls=":", label="noise floor")
+            ax.axhspan(fl - 2 * fs, fl + 2 * fs, color="k", alpha=0.12, label="band: floor ± 2 sd")
+            ax.set(title=f"{key}, {dist} (bars: restart sd)", ylabel=f"D ({dist})")
             ax.tick_params(axis="x", labelrotation=30)
             ax.legend(fontsize=7)
     fig.tight_layout()
