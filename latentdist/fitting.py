@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -37,12 +36,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
 from latentdist._validation import check_device, check_int, check_lr, to_tensor
 from latentdist.distances.registry import training_loss
 from latentdist.generators import Family
 from latentdist.latents import Latent
+from latentdist.optim import make_optimizer, update
 from latentdist.stacked import LoopGenerators, StackedGenerators, batch_groups, make_generators
 
 __all__ = ["EnsembleFit", "fit_ensemble", "member_seeds"]
@@ -79,32 +78,33 @@ def member_seeds(seed: SeedLike) -> dict[str, int]:
 def _train_group(gens: StackedGenerators | LoopGenerators, streams: list[dict[str, int]], latent: Latent,
                  x: torch.Tensor, loss_fn: Callable, steps: int, batch_size: int, lr: float, progress: bool,
                  log_every: int) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
-    """Adam with cosine decay on one stacked group.
+    """Adam with cosine decay on one stacked group, run by the package's training loop.
 
     Returns each member's mean loss over the last 10% of steps, and the logged (step, member, loss).
     """
+    from latentdist.train.loop import run_loop  # the train package imports the distances: keep it lazy
+
     z_gens = [make_torch_generator(s["z"]) for s in streams]
     x_gens = [make_torch_generator(s["x"]) for s in streams]
-    opt = torch.optim.Adam(gens.parameters(), lr=lr, foreach=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / steps))
-    )
+    opt, sched = make_optimizer(gens.parameters(), lr, schedule="cosine_floor", steps=steps, foreach=True)
     tail = max(1, steps // 10)
     tail_sum = np.zeros(len(streams))
     log = []
-    for step in progress_bar(range(steps), progress=progress, desc=f"fitting {len(streams)} generators"):
+
+    def step_fn(step: int) -> dict:
+        nonlocal tail_sum
         z = latent.sample_each(batch_size, z_gens, device=x.device)
         idx = torch.stack([torch.randint(x.shape[0], (batch_size,), generator=g) for g in x_gens])
         losses = loss_fn(gens(z), x[idx.to(x.device)])
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        opt.step()
-        sched.step()
+        update(opt, losses, sched)
         vals = losses.detach().cpu().numpy()
         if step >= steps - tail:
             tail_sum += vals
         if step % log_every == 0 or step == steps - 1:
-            log += [(step, j, float(v)) for j, v in enumerate(vals)]
+            log.extend((step, j, float(v)) for j, v in enumerate(vals))
+        return {}
+
+    run_loop(step_fn, steps=steps, progress=progress, desc=f"fitting {len(streams)} generators")
     return tail_sum / tail, log
 
 

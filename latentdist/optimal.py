@@ -40,13 +40,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
 from latentdist._validation import ArrayLike, check_int, check_option, check_scalar
 from latentdist.estimator import LatentDistanceResult, estimate_split, latent_data_distance
 from latentdist.generators import MLP, Family
 from latentdist.latents import Discrete, Gaussian, Latent, Mixture, Pushforward, normalize, normalize_samples
+from latentdist.optim import make_optimizer, update
 from latentdist.settings import FitSettings, as_data, check_family
+from latentdist.stacked import make_generators
+from latentdist.train.loop import run_loop
 
 __all__ = ["OptimalLatentResult", "optimal_latent", "PARAMETERIZATIONS"]
 
@@ -87,73 +89,87 @@ class OptimalLatentResult:
 
 
 class _Particles(nn.Module):
-    def __init__(self, m: int, dim: int, method: str, gen: torch.Generator):
+    """R restarts' particle sets: points of shape (R, m, d), each set normalised on its own."""
+
+    def __init__(self, m: int, dim: int, method: str, gens: list[torch.Generator]):
         super().__init__()
-        self.points = nn.Parameter(torch.randn(m, dim, generator=gen))
+        self.points = nn.Parameter(torch.stack([torch.randn(m, dim, generator=g) for g in gens]))
         self.method = method
 
-    def normalized(self) -> torch.Tensor:
-        return normalize_samples(self.points, self.method)
+    def normalized(self, r: int) -> torch.Tensor:
+        return normalize_samples(self.points[r], self.method)
 
-    def sample(self, n: int, gen: torch.Generator, x_batch: torch.Tensor) -> torch.Tensor:
-        idx = torch.randint(self.points.shape[0], (n,), generator=gen)
-        return self.normalized()[idx]
+    def sample(self, n: int, gens: list[torch.Generator], x_batch: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.normalized(r)[torch.randint(self.points.shape[1], (n,), generator=g)]
+                            for r, g in enumerate(gens)])
 
-    def latent(self, x_train: np.ndarray) -> Latent:
-        return normalize(Discrete(self.normalized().detach().double()), self.method)
+    def latent(self, r: int, x_train: np.ndarray) -> Latent:
+        return normalize(Discrete(self.normalized(r).detach().double()), self.method)
 
 
 class _GaussianMixture(nn.Module):
-    def __init__(self, k: int, dim: int, gen: torch.Generator):
-        super().__init__()
-        self.means = nn.Parameter(torch.randn(k, dim, generator=gen))
-        self.log_scales = nn.Parameter(torch.full((k, dim), math.log(0.3)))
+    """R restarts' equal-weight Gaussian mixtures: means and log-scales of shape (R, K, d)."""
 
-    def normalized_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def __init__(self, k: int, dim: int, gens: list[torch.Generator]):
+        super().__init__()
+        self.means = nn.Parameter(torch.stack([torch.randn(k, dim, generator=g) for g in gens]))
+        self.log_scales = nn.Parameter(torch.full((len(gens), k, dim), math.log(0.3)))
+
+    def normalized_params(self, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Exact moments of the equal-weight mixture:
         # mean = avg mu_k, spread = avg(||mu_k - mean||^2 + sum s_k^2).
-        scales = self.log_scales.exp()
-        mean = self.means.mean(0)
-        spread = (((self.means - mean) ** 2).sum(1) + (scales**2).sum(1)).mean()
-        factor = torch.sqrt(self.means.shape[1] / spread)
-        return (self.means - mean) * factor, scales * factor
+        means, scales = self.means[r], self.log_scales[r].exp()
+        mean = means.mean(0)
+        spread = (((means - mean) ** 2).sum(1) + (scales**2).sum(1)).mean()
+        factor = torch.sqrt(means.shape[1] / spread)
+        return (means - mean) * factor, scales * factor
 
-    def sample(self, n: int, gen: torch.Generator, x_batch: torch.Tensor) -> torch.Tensor:
-        means, scales = self.normalized_params()
-        k = torch.randint(means.shape[0], (n,), generator=gen)
-        eps = torch.randn(n, means.shape[1], generator=gen)
-        return means[k] + scales[k] * eps
+    def sample(self, n: int, gens: list[torch.Generator], x_batch: torch.Tensor) -> torch.Tensor:
+        out = []
+        for r, g in enumerate(gens):
+            means, scales = self.normalized_params(r)
+            k = torch.randint(means.shape[0], (n,), generator=g)
+            eps = torch.randn(n, means.shape[1], generator=g)
+            out.append(means[k] + scales[k] * eps)
+        return torch.stack(out)
 
-    def latent(self, x_train: np.ndarray) -> Latent:
-        means, scales = (t.detach().double() for t in self.normalized_params())
+    def latent(self, r: int, x_train: np.ndarray) -> Latent:
+        means, scales = (t.detach().double() for t in self.normalized_params(r))
         comps = [Gaussian(means.shape[1], mean=m, cov=torch.diag(s**2))
                  for m, s in zip(means, scales, strict=True)]
         return normalize(Mixture(comps), "moment")
 
 
 class _Encoder(nn.Module):
-    def __init__(self, in_dim: int, dim: int, width: int, method: str, seed: int):
+    """R restarts' MLP encoders f_r: R^D -> R^d, stacked like the generators (:mod:`latentdist.stacked`)."""
+
+    def __init__(self, in_dim: int, dim: int, width: int, method: str, seeds: list[int]):
         super().__init__()
         # Seeded per restart: every restart (and every seed) starts from its own weights.
-        self.net = MLP(width=width, depth=2).build(in_dim, dim, seed=seed)
+        self.nets = make_generators([MLP(width=width, depth=2)] * len(seeds), seeds, in_dim, dim)
         self.method = method
 
-    def sample(self, n: int, gen: torch.Generator, x_batch: torch.Tensor) -> torch.Tensor:
+    def sample(self, n: int, gens: list[torch.Generator], x_batch: torch.Tensor) -> torch.Tensor:
         # Minibatch normalisation: the batch's own moments (or box) stand in for those of f#P_x.
-        return normalize_samples(self.net(x_batch), self.method)
+        codes = self.nets(x_batch)
+        return torch.stack([normalize_samples(c, self.method) for c in codes])
 
-    def latent(self, x_train: np.ndarray) -> Latent:
-        return normalize(Pushforward(self.net, x_train), self.method)
+    def net(self, r: int) -> nn.Module:
+        return self.nets.member(r).eval()
+
+    def latent(self, r: int, x_train: np.ndarray) -> Latent:
+        return normalize(Pushforward(self.net(r), x_train), self.method)
 
 
 def _make_parameterization(kind: str, dim: int, in_dim: int, method: str, n_particles: int,
-                           n_components: int, encoder_width: int, seed: int) -> nn.Module:
-    gen = make_torch_generator(seed)
+                           n_components: int, encoder_width: int, seeds: list[int]) -> nn.Module:
+    """The search's latent parameterisation for R restarts, restart r initialised from ``seeds[r]``."""
+    if kind == "encoder":
+        return _Encoder(in_dim, dim, encoder_width, method, seeds)
+    gens = [make_torch_generator(s) for s in seeds]
     if kind == "particles":
-        return _Particles(n_particles, dim, method, gen)
-    if kind == "mixture":
-        return _GaussianMixture(n_components, dim, gen)
-    return _Encoder(in_dim, dim, encoder_width, method, seed)  # Family.build leaves the global RNG alone
+        return _Particles(n_particles, dim, method, gens)
+    return _GaussianMixture(n_components, dim, gens)
 
 
 def optimal_latent(
@@ -249,39 +265,38 @@ def optimal_latent(
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=dev)
     loss_fn = settings.training_loss()
 
-    best, records, tails = None, [], []
-    for r, rs in enumerate(spawn_seeds(search_seed, n_restarts)):
-        init_g, init_p, z_seed, x_seed = spawn_seeds(rs, 4)
-        g = family.build(dim, x.shape[1], seed=init_g).to(dev)
-        par = _make_parameterization(kind, dim, x.shape[1], method, n_particles, n_components, encoder_width,
-                                     init_p).to(dev)
-        opt = torch.optim.Adam([{"params": g.parameters(), "lr": lr},
-                                {"params": par.parameters(), "lr": latent_lr}])
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda t: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / steps)))
-        z_gen, x_gen = make_torch_generator(z_seed), make_torch_generator(x_seed)
-        tail, n_tail = 0.0, max(1, steps // 10)
-        for step in progress_bar(range(steps), progress=progress, desc=f"latent search {r + 1}/{n_restarts}"):
-            xb = xt[torch.randint(xt.shape[0], (batch_size,), generator=x_gen)]
-            xb_target = xt[torch.randint(xt.shape[0], (batch_size,), generator=x_gen)]
-            z = par.sample(batch_size, z_gen, xb).to(dev)
-            loss = loss_fn(g(z).flatten(1)[None], xb_target[None])[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            value = float(loss.detach())
+    # All restarts at once, batched like the estimator's: stacked generators and parameterisations, each
+    # restart with its own initialisation and batch streams (restart r follows the trajectory it had alone).
+    seeds = [spawn_seeds(rs, 4) for rs in spawn_seeds(search_seed, n_restarts)]  # init_g, init_p, z, x
+    gens = make_generators([family] * n_restarts, [s[0] for s in seeds], dim, x.shape[1], dev)
+    par = _make_parameterization(kind, dim, x.shape[1], method, n_particles, n_components, encoder_width,
+                                 [s[1] for s in seeds]).to(dev)
+    opt, sched = make_optimizer([{"params": gens.parameters(), "lr": lr},
+                                 {"params": par.parameters(), "lr": latent_lr}], lr,
+                                schedule="cosine_floor", steps=steps)
+    z_gens, x_gens = [make_torch_generator(s[2]) for s in seeds], [make_torch_generator(s[3]) for s in seeds]
+    n_tail, tails, records = max(1, steps // 10), [0.0] * n_restarts, []
+
+    def step_fn(step: int) -> dict:
+        idx = [(torch.randint(xt.shape[0], (batch_size,), generator=g),
+                torch.randint(xt.shape[0], (batch_size,), generator=g)) for g in x_gens]
+        xb, xb_target = (torch.stack([xt[i[k]] for i in idx]) for k in (0, 1))
+        z = par.sample(batch_size, z_gens, xb).to(dev)
+        loss = loss_fn(gens(z), xb_target)
+        update(opt, loss, sched)
+        for r, value in enumerate(loss.detach().cpu().tolist()):
             if step >= steps - n_tail:
-                tail += value / n_tail
+                tails[r] += value / n_tail
             if step % 10 == 0 or step == steps - 1:
                 records.append((step, r, value))
-        tails.append(tail)
-        if best is None or tail < best[0]:
-            best = (tail, g, par)
-    _, g_best, par_best = best
-    g_best.eval()
-    par_best.eval()
-    found = par_best.latent(x_train)
+        return {}
+
+    run_loop(step_fn, steps=steps, progress=progress, desc=f"latent search ({n_restarts} restarts)",
+             device=dev)
+    best = int(np.argmin(tails))
+    g_best = gens.member(best).eval()
+    par.eval()
+    found = par.latent(best, x_train)
     estimate = latent_data_distance(
         found, x, family, distance, n_restarts=distance_restarts, steps=distance_steps,
         batch_size=batch_size, lr=lr, holdout=holdout, seed=estimate_seed, device=dev, progress=progress,
@@ -292,6 +307,7 @@ def optimal_latent(
               "holdout": holdout, "seed": seed if isinstance(seed, int) else repr(seed)}
     return OptimalLatentResult(
         latent=found, distance=estimate,
-        history=pd.DataFrame(records, columns=["step", "restart", "loss"]), generator=g_best,
+        history=pd.DataFrame(records, columns=["step", "restart", "loss"]).sort_values(
+            ["restart", "step"], kind="stable").reset_index(drop=True), generator=g_best,
         search_losses=np.asarray(tails), config=config,
-        encoder=par_best.net if kind == "encoder" else None)
+        encoder=par.net(best) if kind == "encoder" else None)

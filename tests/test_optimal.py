@@ -105,8 +105,8 @@ def test_encoder_restarts_and_seeds_start_from_different_weights():
     assert not any(torch.allclose(a, b) for a, b in zip(first, other, strict=True))
     from latentdist.optimal import _make_parameterization
 
-    restarts = [_make_parameterization("encoder", 1, 2, "moment", 8, 2, 4, s) for s in (11, 12)]
-    assert not torch.allclose(restarts[0].net[0].weight, restarts[1].net[0].weight)
+    encoders = _make_parameterization("encoder", 1, 2, "moment", 8, 2, 4, [11, 12])  # two restarts
+    assert not torch.allclose(encoders.net(0)[0].weight, encoders.net(1)[0].weight)
 
 
 @pytest.mark.parametrize(

@@ -8,37 +8,38 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._progress import progress_bar
-from .._seeding import SeedLike, make_rng, make_torch_generator
+from .._seeding import SeedLike, make_rng, make_torch_generator, seeded
 from .._validation import check_device, check_int, check_lr, check_option, check_pair, check_scalar, to_tensor
+from ..generators import MLP
+from ..optim import make_optimizer, update
 
 __all__ = ["critic_distance", "make_critic"]
 
 
 def make_critic(dim: int, width: int, depth: int, penalty: str, generator: torch.Generator) -> nn.Module:
-    """MLP R^dim -> R with ``depth`` hidden layers of ``width`` ReLU units; with ``penalty='spectral'``
-    every linear layer is spectrally normalized, so the critic is 1-Lipschitz (ReLU is 1-Lipschitz)."""
-    layers: list[nn.Module] = []
-    sizes = [dim] + [width] * depth + [1]
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        lin = nn.Linear(fan_in, fan_out, dtype=torch.float64)
+    """The generators' MLP R^dim -> R (``depth`` hidden layers of ``width`` ReLU units) in float64, every
+    parameter drawn from ``generator`` (PyTorch's default uniform rule); with ``penalty='spectral'`` every
+    linear layer is spectrally normalized, so the critic is 1-Lipschitz (ReLU is 1-Lipschitz)."""
+    net = MLP(width=width, depth=depth, activation="relu").build(dim, 1).double()
+    for i, lin in enumerate(net):
+        if not isinstance(lin, nn.Linear):
+            continue
         with torch.no_grad():
-            bound = 1.0 / fan_in**0.5
+            bound = 1.0 / lin.in_features**0.5
             lin.weight.uniform_(-bound, bound, generator=generator)
             lin.bias.uniform_(-bound, bound, generator=generator)
         if penalty == "spectral":
-            # spectral_norm draws its power-iteration vectors from the global RNG; redraw them from
-            # our generator so the critic is reproducible.
-            lin = nn.utils.parametrizations.spectral_norm(lin)
+            # spectral_norm draws its power-iteration vectors from the global RNG (forked here); redraw
+            # them from our generator so the critic is reproducible.
+            with seeded(None):
+                lin = nn.utils.parametrizations.spectral_norm(lin)
             sn = lin.parametrizations.weight[0]
             with torch.no_grad():
                 for buf in (sn._u, sn._v):
                     buf.normal_(generator=generator)
                     buf /= buf.norm()
-        layers.append(lin)
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+            net[i] = lin
+    return net
 
 
 def critic_distance(
@@ -116,12 +117,10 @@ def critic_distance(
         return t[perm[n_eval:]], t[perm[:n_eval]]
 
     (x_tr, x_ev), (y_tr, y_ev) = split(xt, "x"), split(yt, "y")
-    # nn.Linear's constructor initializes from the global RNG; fork it so the caller's state is
-    # untouched (make_critic then overwrites every parameter from ``gen``).
-    with torch.random.fork_rng(devices=[]):
-        critic = make_critic(xt.shape[1], width, depth, penalty, gen).to(dev)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
-    for _ in progress_bar(range(steps), progress=progress, desc="critic"):
+    critic = make_critic(xt.shape[1], width, depth, penalty, gen).to(dev)
+    opt, _ = make_optimizer(critic.parameters(), lr, betas=(0.5, 0.9))
+
+    def step_fn(step: int) -> dict:
         xb = x_tr[torch.as_tensor(rng.integers(0, len(x_tr), batch_size), device=dev)]
         yb = y_tr[torch.as_tensor(rng.integers(0, len(y_tr), batch_size), device=dev)]
         loss = critic(yb).mean() - critic(xb).mean()
@@ -130,9 +129,12 @@ def critic_distance(
             u = (t * xb + (1 - t) * yb).requires_grad_(True)
             (g,) = torch.autograd.grad(critic(u).sum(), u, create_graph=True)
             loss = loss + gp_weight * ((g.norm(dim=1) - 1.0) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        update(opt, loss)
+        return {}
+
+    from latentdist.train.loop import run_loop  # lazily: the train package imports the distances
+
+    run_loop(step_fn, steps=steps, progress=progress, desc="critic", device=dev)
     critic.eval()
     with torch.no_grad():
         return float(critic(x_ev).mean() - critic(y_ev).mean())

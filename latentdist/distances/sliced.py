@@ -9,6 +9,7 @@ import torch
 
 from .._seeding import SeedLike, make_torch_generator, seed_int
 from .._validation import check_int, check_lr, check_memory
+from ..optim import make_optimizer, update
 from ._common import check_p, prepare_pair, safe_root
 
 #: More random directions than this change nothing visible (the Monte-Carlo error is ~1/sqrt(k)) and
@@ -163,18 +164,24 @@ def max_sliced_wasserstein(
         vals = _projected_wpp(xd, yd, ad, bd, starts, p)
     best_val, best_theta = vals.max(), starts[:, int(vals.argmax())].clone()
     theta = best_theta.clone().requires_grad_(True)
-    opt = torch.optim.Adam([theta], lr=lr, maximize=True)
-    with torch.enable_grad():
-        for _ in range(n_iter):
-            opt.zero_grad()
-            unit = theta / theta.norm()
-            val = ot.wasserstein_1d(xd @ unit[:, None], yd @ unit[:, None], ad, bd, p=p)[0]
-            val.backward()
-            opt.step()
-            with torch.no_grad():
-                theta /= theta.norm()
-                if val.detach() > best_val:
-                    best_val, best_theta = val.detach(), (unit.detach()).clone()
+    opt, _ = make_optimizer([theta], lr, maximize=True)
+
+    def ascent_step(step: int) -> dict:
+        nonlocal best_val, best_theta
+        unit = theta / theta.norm()
+        val = ot.wasserstein_1d(xd @ unit[:, None], yd @ unit[:, None], ad, bd, p=p)[0]
+        update(opt, val)
+        with torch.no_grad():
+            theta.div_(theta.norm())  # projected ascent: back onto the sphere
+            if val.detach() > best_val:
+                best_val, best_theta = val.detach(), (unit.detach()).clone()
+        return {}
+
+    if n_iter:
+        from latentdist.train.loop import run_loop  # lazily: the train package imports the distances
+
+        with torch.enable_grad():
+            run_loop(ascent_step, steps=n_iter, device=xd.device)
     with torch.no_grad():
         final = ot.wasserstein_1d(xd @ theta[:, None], yd @ theta[:, None], ad, bd, p=p)[0]
         if final > best_val:

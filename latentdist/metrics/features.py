@@ -28,8 +28,7 @@ import torch
 from torch import nn
 
 from latentdist._io import CheckpointError, cache_root, load_checkpoint, save_checkpoint, unwritable_reason
-from latentdist._progress import progress_bar
-from latentdist._seeding import SeedLike, make_torch_generator, seed_int
+from latentdist._seeding import SeedLike, make_torch_generator, seed_int, seeded
 from latentdist._validation import (
     ArrayLike,
     check_array,
@@ -40,6 +39,7 @@ from latentdist._validation import (
     check_scalar,
     is_tensor,
 )
+from latentdist.optim import make_optimizer, update
 
 __all__ = ["FeatureRecipe", "MNISTFeatures", "check_mnist_images"]
 
@@ -101,7 +101,7 @@ class _Net(nn.Module):
 def _build_net(recipe: FeatureRecipe, generator: torch.Generator) -> _Net:
     # nn.Module constructors draw from the global RNG; fork_rng restores it afterwards, and every
     # parameter is then re-drawn from our own generator with PyTorch's default init rule.
-    with torch.random.fork_rng(devices=[]):
+    with seeded(None):
         net = _Net(recipe)
     for module in net.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -265,26 +265,27 @@ class MNISTFeatures:
         dev = check_device(device)
         gen = make_torch_generator(seed, "cpu")
         net = _build_net(recipe, gen).to(dev)
-        opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        loss_fn = nn.CrossEntropyLoss()
         n, bs = len(x), recipe.batch_size
-        steps = recipe.epochs * ((n + bs - 1) // bs)
-        cosine = recipe.lr_schedule == "cosine"
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
+        per_epoch = (n + bs - 1) // bs
+        steps = recipe.epochs * per_epoch
+        schedule = "cosine" if recipe.lr_schedule == "cosine" else "constant"
+        opt, sched = make_optimizer(net.parameters(), recipe.lr, weight_decay=recipe.weight_decay,
+                                    schedule=schedule, steps=steps)
+        loss_fn = nn.CrossEntropyLoss()
+        order = torch.empty(0, dtype=torch.long)
         net.train()
-        with progress_bar(total=steps, progress=progress, desc="MNISTFeatures") as bar:
-            for _ in range(recipe.epochs):
+
+        def step_fn(step: int) -> dict:
+            nonlocal order
+            if step % per_epoch == 0:  # a new epoch: a fresh permutation of the rows
                 order = torch.randperm(n, generator=gen)
-                for start in range(0, n, bs):
-                    idx = order[start : start + bs]
-                    xb, yb = x[idx].to(dev), y[idx].to(dev)
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(net(xb), yb)
-                    loss.backward()
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
-                    bar.update(1)
+            idx = order[(step % per_epoch) * bs : (step % per_epoch + 1) * bs]
+            update(opt, loss_fn(net(x[idx].to(dev)), y[idx].to(dev)), sched)
+            return {}
+
+        from latentdist.train.loop import run_loop  # lazily: the train package is heavy
+
+        run_loop(step_fn, steps=steps, progress=progress, desc="MNISTFeatures", device=dev)
         key = _recipe_hash(recipe, seed, _md5(x, y))
         return cls(net, recipe=recipe, seed=seed, recipe_hash=key, device=dev)
 

@@ -19,6 +19,7 @@ import copy
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from torch import nn
 
 from latentdist._io import CheckpointError, load_checkpoint, save_checkpoint, unwritable_reason
 from latentdist._progress import progress_bar
+from latentdist._seeding import seeded
 from latentdist._validation import check_array, check_batch_size, check_int, check_scalar, to_tensor
 
 __all__ = [
@@ -38,25 +40,27 @@ __all__ = [
 Callback = Callable[[int, nn.Module, dict], None]
 
 CHECKPOINT_VERSION = 1
+_NONE: Mapping[str, Any] = MappingProxyType({})  # read-only default for the optional mappings
+_CPU = torch.device("cpu")
 
 
 def run_loop(
     step_fn: Callable[[int], Mapping[str, Any]],
     *,
-    state: Mapping[str, Any],
-    generators: Mapping[str, torch.Generator],
-    watched: nn.Module,
+    state: Mapping[str, Any] = _NONE,
+    generators: Mapping[str, torch.Generator] = _NONE,
+    watched: nn.Module | None = None,
     steps: int,
-    seed: int,
-    device: torch.device,
-    config: Mapping[str, Any],
-    checkpoint_path: Path | None,
-    checkpoint_every: int,
-    resume: bool,
-    callbacks: Iterable[Callback],
-    progress: bool,
-    log_every: int,
-    desc: str,
+    seed: int | None = None,
+    device: torch.device = _CPU,
+    config: Mapping[str, Any] = _NONE,
+    checkpoint_path: Path | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    callbacks: Iterable[Callback] = (),
+    progress: bool = False,
+    log_every: int | None = None,
+    desc: str = "",
     extra_logs: Mapping[str, Any] | None = None,
     validate: Callable[[], float] | None = None,
     validate_every: int | None = None,
@@ -66,6 +70,12 @@ def run_loop(
     restore_best: bool = True,
 ) -> pd.DataFrame:
     """Run ``step_fn`` for steps ``start..steps-1`` and return the logged history.
+
+    This is the package's one training loop: the GAN/AE trainers use all of it, and the light fits (the
+    batched generator ensembles, the optimal-latent search, the critic, the flow prior, the feature
+    classifier, the max-sliced ascent) use its defaults (no checkpoint, no callbacks) with an optimiser
+    from :mod:`latentdist.optim`. ``seed=None`` forks the global RNG without seeding it; ``log_every=None``
+    logs only the last step.
 
     With ``validate`` the loop also early-stops (see :class:`EarlyStopping`): every ``validate_every``
     steps it logs ``val_loss`` (a row is written even off the ``log_every`` grid), keeps the modules'
@@ -108,6 +118,8 @@ def run_loop(
         Load the weights of the best validation step into the modules at the end.
     """
     callbacks = tuple(callbacks)
+    log_every = steps if log_every is None else log_every
+    state, generators, config = dict(state), dict(generators), dict(config)
     stopper = None
     if validate is not None:
         every = log_every if validate_every is None else validate_every
@@ -117,12 +129,7 @@ def run_loop(
     elif validate_every is not None or patience is not None:
         raise ValueError("validate_every and patience need validate (a callable returning the validation "
                          "loss)")
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        # Only this device's RNG is seeded: torch.manual_seed would also reseed every CUDA device.
-        torch.default_generator.manual_seed(seed)
-        if device.type == "cuda":
-            torch.cuda.manual_seed(seed)
+    with seeded(seed, device):  # only this device's RNG is forked and seeded
         start, history = 0, []
         if resume and checkpoint_path is not None and checkpoint_path.exists():
             start, history = _load(checkpoint_path, state, generators, device, config)

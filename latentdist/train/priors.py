@@ -1,4 +1,5 @@
-"""Priors fitted on encoder latents, so that a data-dependent latent f#P_x can be sampled (docs/theory.md §3-§4).
+"""Priors fitted on encoder latents, so that a data-dependent latent f#P_x can be sampled
+(docs/theory.md §3-§4).
 
 Each prior is a :class:`~latentdist.latents.Latent`: after ``.fit(z)`` it has ``.dim``, ``.sample(n, seed)``
 (reproducible with the seed), exact ``.log_prob(z)`` and ``.n_parameters`` (the size of the prior, which a
@@ -28,8 +29,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 from torch import nn
 
-from latentdist._progress import progress_bar
-from latentdist._seeding import SeedLike, make_torch_generator, seed_int, spawn_seeds
+from latentdist._seeding import SeedLike, make_torch_generator, seed_int, seeded, spawn_seeds
 from latentdist._validation import (
     ArrayLike,
     check_device,
@@ -42,6 +42,8 @@ from latentdist._validation import (
 )
 from latentdist.distances._common import scaled_std
 from latentdist.latents import Latent
+from latentdist.optim import make_optimizer, update
+from latentdist.train.loop import run_loop
 
 __all__ = ["GMMPrior", "KDEPrior", "FlowPrior", "fit_prior", "PRIORS"]
 
@@ -318,24 +320,25 @@ class FlowPrior(_FittedPrior):
         self.shift = torch.as_tensor(arr.mean(axis=0), dtype=torch.float32)
         self.scale = torch.as_tensor(std, dtype=torch.float32)
         s_init, s_batch = spawn_seeds(self.seed, 2)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s_init)
+        with seeded(s_init):  # the couplings' nn.Linear layers draw their initial weights from it
             masks = [(torch.arange(d) + k) % 2 for k in range(self.n_layers)]
             self.layers = nn.ModuleList(_Coupling(m.float(), self.hidden, self.depth) for m in masks)
         self.layers.to(self.device)
         self.dim = d
         x = ((torch.as_tensor(arr, dtype=torch.float32) - self.shift) / self.scale).to(self.device)
         gen = make_torch_generator(s_batch)
-        opt = torch.optim.Adam(self.layers.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt, _ = make_optimizer(self.layers.parameters(), self.lr, weight_decay=self.weight_decay)
         self.loss_history_ = []
         self.layers.train()
-        for _ in progress_bar(range(self.steps), progress=self.progress, desc="flow prior"):
+
+        def step_fn(step: int) -> dict:
             batch = x if n <= self.batch_size else x[torch.randint(n, (self.batch_size,), generator=gen)]
             nll = -self._log_prob_standardised(batch).mean()
-            opt.zero_grad(set_to_none=True)
-            nll.backward()
-            opt.step()
+            update(opt, nll)
             self.loss_history_.append(float(nll.detach()))
+            return {}
+
+        run_loop(step_fn, steps=self.steps, progress=self.progress, desc="flow prior", device=self.device)
         self.layers.eval()
         return self
 
