@@ -11,7 +11,13 @@ import pytest
 
 from latentdist.experiments.config import get_config
 from latentdist.experiments.r7_models import MODELS, NETWORKS
-from latentdist.experiments.r7_peers import check_config, summarise, verdict, verdict_detail
+from latentdist.experiments.r7_peers import (
+    check_config,
+    summarise,
+    verdict,
+    verdict_detail,
+    with_dae_comparison,
+)
 
 PEERS = [m for m in MODELS if not m.startswith("dae")]
 
@@ -85,7 +91,13 @@ def test_verdict_names_peers_that_beat_the_dae():
     v = verdict_detail(t)
     assert v["best_dae"] == "dae_gmm"
     assert v["beats_dae_on_mean"] == ["vae"] and v["beats_dae_every_seed"] == ["vae"]
+    assert v["beats_dae_ci"] == ["vae"]  # -10 on every seed: the paired CI is [-10, -10]
+    assert v["paired_minus_best_dae"]["vae"]["mean"] == pytest.approx(-10.0)
+    assert v["paired_minus_best_dae"]["gan"]["ci"][0] == pytest.approx(30.0)
     assert "vae" in v["statement"]
+    table = with_dae_comparison(summarise(t), v).set_index("model")
+    assert table.loc["vae", "sample_fid_minus_best_dae_ci_hi"] < 0
+    assert np.isnan(table.loc["dae_gmm", "sample_fid_minus_best_dae"])
     t2 = _table([0.0, 1.0, 2.0, 3.0], [50.0, 40.0, 20.0, 30.0], models=models, seeds=3)
     v2 = verdict_detail(t2)
     assert v2["beats_dae_on_mean"] == [] and "No peer beats" in v2["statement"]

@@ -28,16 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentdist.experiments._common import Verdict, require_columns
+from latentdist.experiments._common import Verdict, bootstrap_ci, require_columns
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
 
 __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "compute", "plot", "run", "verdict", "verdict_detail",
-           "summarise", "check_config", "METRICS"]
+           "summarise", "with_dae_comparison", "check_config", "METRICS"]
 
 CLAIM = "R7"
 TITLE = "The DAE among its peers on MNIST (equal decoder)"
-VERSION = 3
+VERSION = 4
 #: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
 NEEDS_MNIST = True
 
@@ -160,10 +160,23 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
             if seed == seeds[0]:
                 grids.update(g)
     per_seed = pd.DataFrame(rows + _calibration(data, feats, ref, config))
+    detail = verdict_detail(per_seed)
     summary = {"seeds": seeds, "choices": choices, "tuning_val_sample_fid": tuning,
-               "verdict": verdict(per_seed).to_dict(), **verdict_detail(per_seed)}
+               "verdict": verdict(per_seed).to_dict(), **detail}
     extras = {"grids": grids, "per_seed": per_seed}
-    return ExperimentResult(CLAIM, summarise(per_seed), summary, extras=extras)
+    return ExperimentResult(CLAIM, with_dae_comparison(summarise(per_seed), detail), summary, extras=extras)
+
+
+def with_dae_comparison(table: pd.DataFrame, detail: dict) -> pd.DataFrame:
+    """``table`` plus, per peer, its sample FID minus the best DAE row's (mean of the per-seed paired
+    differences and its 95% CI from :func:`verdict_detail`), so the table itself says who beats the DAE."""
+    out = table.copy()
+    paired = detail.get("paired_minus_best_dae", {})
+    out["sample_fid_minus_best_dae"] = out["model"].map(lambda m: paired.get(m, {}).get("mean", np.nan))
+    for i, side in enumerate(("lo", "hi")):
+        out[f"sample_fid_minus_best_dae_ci_{side}"] = out["model"].map(
+            lambda m, i=i: paired[m]["ci"][i] if m in paired else np.nan)
+    return out
 
 
 def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -213,8 +226,10 @@ def verdict_detail(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boo
     dict
         ``label`` ('pass', 'borderline' or 'fail', see the module docstring), ``spearman``, ``ci``
         (percentile bootstrap 95% over (model, seed) points), ``n_points``, ``statement`` (one plain
-        sentence), ``best_dae`` (the DAE row with the lowest mean sample FID), ``beats_dae_on_mean`` and
-        ``beats_dae_every_seed`` (models better than ``best_dae``: on the mean, and paired on every seed).
+        sentence), ``best_dae`` (the DAE row with the lowest mean sample FID), ``paired_minus_best_dae``
+        (per peer: mean and percentile-bootstrap 95% CI of its sample FID minus ``best_dae``'s, paired by
+        seed), and the peers better than ``best_dae`` on the mean (``beats_dae_on_mean``), on every seed
+        (``beats_dae_every_seed``) and with the paired CI below 0 (``beats_dae_ci``).
     """
     require_columns(per_seed, {"model", "network", "seed", "sample_fid", x}, "per_seed")
     pts = per_seed[per_seed["network"] != "calibration"].dropna(subset=["sample_fid", x])
@@ -243,23 +258,27 @@ def verdict_detail(per_seed: pd.DataFrame, *, x: str = "latent_dg_excess", n_boo
     by_seed = models.pivot_table(index="seed", columns="model", values="sample_fid")
     dae = [m for m in _DAE_MODELS if m in by_seed]
     best = min(dae, key=lambda m: by_seed[m].mean()) if dae else None
-    on_mean, every = [], []
+    on_mean, every, in_ci, paired = [], [], [], {}
     if best is not None:
         for m in by_seed.columns:
             if m in _DAE_MODELS:
                 continue
-            diff = (by_seed[m] - by_seed[best]).dropna()
-            if len(diff) and diff.mean() < 0:
-                on_mean.append(m)
-            if len(diff) and (diff < 0).all():
-                every.append(m)
+            diff = (by_seed[m] - by_seed[best]).dropna()  # paired by seed; negative = the peer is better
+            if not len(diff):
+                continue
+            mean, d_lo, d_hi = bootstrap_ci(diff.to_numpy(), n_boot=n_boot, seed=seed)
+            paired[m] = {"mean": mean, "ci": [d_lo, d_hi], "n": int(len(diff))}
+            on_mean += [m] if mean < 0 else []
+            every += [m] if (diff < 0).all() else []
+            in_ci += [m] if d_hi < 0 else []
         if on_mean:
-            sentence += f" Beating the best DAE row ({best}) on mean sample FID: {', '.join(on_mean)}."
+            sentence += (f" Beating the best DAE row ({best}) on mean sample FID: {', '.join(on_mean)}"
+                         f"; with the paired 95% CI below 0: {', '.join(in_ci) or 'none'}.")
         else:
             sentence += f" No peer beats the best DAE row ({best}) on mean sample FID."
     return {"label": label, "spearman": rho, "ci": [float(lo), float(hi)], "n_points": int(len(pts)),
             "statement": sentence, "best_dae": best, "beats_dae_on_mean": on_mean,
-            "beats_dae_every_seed": every}
+            "beats_dae_every_seed": every, "beats_dae_ci": in_ci, "paired_minus_best_dae": paired}
 
 
 def plot(result: ExperimentResult, out_dir: str | Path) -> list[Path]:
