@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from latentdist._seeding import seed_int
+from latentdist._seeding import seeded
 from latentdist._validation import check_bool, check_int, check_memory, check_option, check_scalar
 
 __all__ = [
@@ -48,8 +48,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def _seeded_build(seed, fn):
     """Run ``fn`` under a private torch RNG so building a model never moves the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_int(seed))
+    with seeded(seed):
         return fn()
 
 
@@ -185,11 +184,11 @@ class NormConstrainedLinear(nn.Module):
     so the bound holds exactly rather than up to power-iteration error.
     """
 
+    def __init__(self, in_features: int, out_features: int):
         in_features = check_int(in_features, "in_features", low=1)
         out_features = check_int(out_features, "out_features", low=1)
         size = f"in_features={in_features}, out_features={out_features}"
         check_memory(16.0 * in_features * out_features, size)
-    def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
