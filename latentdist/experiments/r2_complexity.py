@@ -81,20 +81,24 @@ def _search(config: dict, spec: dict, progress: bool) -> list:
     return particles_of(opt.latent).tolist()
 
 
-def _latents(config: dict, key: str, spec: dict, progress: bool) -> dict:
+def _latents(config: dict, key: str, spec: dict, progress: bool, memo: dict) -> dict:
     from latentdist.latents import Gaussian, normalize
 
-    found = cached_unit(config, CLAIM, VERSION, f"search-{key}", lambda: _search(config, spec, progress))
+    if key not in memo:  # one search per dataset and process, also without unit files (quick mode)
+        search = lambda: _search(config, spec, progress)  # noqa: E731
+        memo[key] = cached_unit(config, CLAIM, VERSION, f"search-{key}", search)
+    found = memo[key]
     return {"gaussian": normalize(Gaussian(2), "moment"), "topology": topology_latent(spec["name"], spec),
             "optimal1d": particle_latent(found)}
 
 
-def _profile(config: dict, key: str, spec: dict, distance: str, mult: int, progress: bool) -> list[dict]:
+def _profile(config: dict, key: str, spec: dict, distance: str, mult: int, progress: bool,
+             memo: dict) -> list[dict]:
     """One (dataset, distance, budget) profile over every latent and width (one cached unit)."""
     from latentdist.profile import complexity_profile
 
     _, x = load_toy(spec, config["n"], config["seed"], config["noise"])
-    latents = _latents(config, key, spec, progress)
+    latents = _latents(config, key, spec, progress, memo)
     families = family_at(config["family"], config["capacities"], config["width"], config["depth"])
     prof = complexity_profile(
         latents, x, families, distance, n_restarts=config["restarts"], steps=config["steps"] * mult,
@@ -162,10 +166,10 @@ def verdict(table: pd.DataFrame) -> Verdict:
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """Capacity profiles per dataset, distance and budget, and their ε-complexities."""
-    rows = []
+    rows, memo = [], {}
     for key, dist, mult in _units(config):
         spec = config["datasets"][key]
-        unit = lambda k=key, s=spec, d=dist, m=mult: _profile(config, k, s, d, m, progress)  # noqa: E731
+        unit = lambda k=key, s=spec, d=dist, m=mult: _profile(config, k, s, d, m, progress, memo)  # noqa: E731
         rows += cached_unit(config, CLAIM, VERSION, f"profile-{key}-{dist}-x{mult}", unit)
     table = pd.DataFrame(rows)
     eps = eps_table(table, config["eps_k"])

@@ -80,7 +80,7 @@ def _setup(config: dict) -> dict:
     _, x_eval = load_toy(config["dataset"], config["n_eval"], config["seed"] + 500)
     shift, scale = data_affine(ds, x)
     return {"x": x, "x_eval": to_numpy(x_eval), "modes": (ds.modes - shift) * scale,
-            "mode_std": ds.mode_std * scale}
+            "mode_std": ds.mode_std * scale, "found": {}}
 
 
 def _gan_unit(config: dict, env: dict, latent_name: str, width: int, rep: int, progress: bool) -> dict:
@@ -93,8 +93,10 @@ def _gan_unit(config: dict, env: dict, latent_name: str, width: int, rep: int, p
     if latent_name == "gaussian":
         latent, prior_params = normalize(Gaussian(config["latent_dim"]), "moment"), 0
     else:
-        found = cached_unit(config, CLAIM, VERSION, f"latent-w{width}",
-                            lambda: _data_latent(env["x"], config, width, progress))
+        if width not in env["found"]:  # one search per width and process, also without unit files
+            env["found"][width] = cached_unit(config, CLAIM, VERSION, f"latent-w{width}",
+                                              lambda: _data_latent(env["x"], config, width, progress))
+        found = env["found"][width]
         z = to_numpy(particle_latent(found).sample(len(env["x"]), seed=seed + 1))
         latent = fit_prior(z, config["prior"])
         prior_params = prior_parameter_count(latent)
