@@ -210,3 +210,47 @@ def test_cached_unit_resumes_and_never_reuses_another_config(tmp_path):
     assert len(calls) == 3
     cached_unit({"seed": 0, "unit_dir": None}, "R9", 1, "unit-a", work)  # quick mode: no files
     assert len(calls) == 4
+
+
+def test_topology_latents_share_topology_not_coordinates():
+    from latentdist.complexity import n_components
+    from latentdist.experiments._common import latent_params
+
+    ring = r2_complexity.topology_latent("gaussian_mixture_ring", {"params": {"k": 8}})
+    z = ring.sample(2000, seed=0).numpy()
+    assert z.shape == (2000, 1)                                     # d = 1, not the data's D = 2
+    assert n_components(z, 0.3) == 8                                # 8 components on a line
+    assert float((z**2).mean()) == pytest.approx(1.0, rel=0.1)      # moment-normalised
+    assert latent_params(ring) == 8 * 2 + 7                         # means, sds and weights are counted
+    spiral = r2_complexity.topology_latent("spiral", {})
+    assert n_components(spiral.sample(2000, seed=0).numpy(), 0.3) == 1 and latent_params(spiral) == 0
+    with pytest.raises(ValueError, match="topology"):
+        r2_complexity.topology_latent("moons", {})
+
+
+def test_equal_total_width_buys_the_latent_parameters():
+    from latentdist.experiments._common import generator_params, make_family
+
+    cfg = {"family": "lipschitz", "capacity": 1.0, "width": 16, "depth": 2}
+    w = r3_optimal.equal_total_width(cfg, 512, 2, 2)
+
+    def params(width):
+        return generator_params(make_family("lipschitz", 1.0, width, 2), 2, 2)
+
+    assert w % 2 == 0 and params(w) >= params(16) + 512 > params(w - 2)
+
+
+def test_particles_round_trip_and_shape_stats():
+    from latentdist.experiments._common import particle_latent, particles_of
+    from latentdist.latents import Discrete, normalize
+
+    pts = np.array([[0.0, 0.0], [0.0, 0.1], [5.0, 5.0], [5.1, 5.0]])
+    lat = normalize(Discrete(pts), "moment")
+    stored = particles_of(lat)
+    back = particle_latent(stored.tolist())
+    np.testing.assert_allclose(back.points.numpy(), stored[:, :2])
+    np.testing.assert_allclose(float((stored[:, :2] ** 2).sum(1).mean()), 2.0)  # E||z||^2 = d
+    stats = r3_optimal.shape_stats(stored[:, :2], 0.3)
+    assert stats["n_components"] == 2
+    with pytest.raises(TypeError, match="particle"):
+        particles_of(normalize(r2_complexity.topology_latent("spiral", {}), "moment"))
