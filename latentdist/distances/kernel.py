@@ -14,6 +14,7 @@ from scipy.spatial.distance import pdist
 
 from .._seeding import SeedLike, make_rng
 from .._validation import check_int, check_option, check_pair, check_scalar, check_seed, to_numpy
+from ._blocked import resolve_cap, square_block
 from ._common import normalize_scale, pairwise_sq_dists, prepare_pair, safe_norm_from_sq, times_pow2, unscale
 
 __all__ = ["mmd2", "energy_distance", "median_bandwidth", "kernel_matrix", "KERNELS"]
@@ -23,6 +24,10 @@ KERNELS = ("gaussian", "laplacian", "imq", "energy")
 #: k(z, z), exact: the Gram expansion gives ||z - z||^2 ~ 1e-16 * ||z||^2 rather than 0, which a root
 #: turns into ~1e-8 noise on the diagonal of the norm kernels.
 KERNEL_AT_ZERO = {"gaussian": 1.0, "laplacian": 1.0, "imq": 1.0, "energy": 0.0}
+
+#: (chunk, chunk) temporaries alive at once in one block of :func:`_block_sum`: the Gram product, the
+#: squared distances, the kernel values and their weighted/masked copy.
+BLOCK_COPIES = 4
 
 
 def median_bandwidth(x: Any, y: Any, *, max_samples: int = 1000, seed: SeedLike = 0) -> float:
@@ -107,6 +112,7 @@ def mmd2(
     x_weights: Any = None,
     y_weights: Any = None,
     seed: SeedLike = 0,
+    memory_cap: int | None = None,
 ) -> float | torch.Tensor:
     r"""Squared maximum mean discrepancy between two samples.
 
@@ -125,10 +131,12 @@ def mmd2(
     ``bandwidth='median'`` is :func:`median_bandwidth` (median pairwise distance of the pooled sample,
     on a seeded subsample of 1000 points when larger), held fixed (no gradient flows through it).
 
-    Memory: only (chunk_size, chunk_size) kernel blocks exist at once, so n = 50,000 in 784-D runs in
-    a few hundred MB; time is O((n + m)^2 D). Squared distances use the Gram expansion (BLAS speed) on
-    the centred pool; for the norm kernels (laplacian, energy) the absolute round-off of a distance is
-    about sqrt(machine eps) times the data scale (~1e-8 relative in float64).
+    Memory: only (c, c) kernel blocks exist at once, ``c = min(chunk_size, sqrt(memory_cap / (4 *
+    itemsize)))`` (four block temporaries), so the kernel sums never take more than ``memory_cap``
+    bytes beside the inputs (about: a block's peak is near four temporaries): n = 50,000 in 784-D
+    runs in a few hundred MB; time is O((n + m)^2 D). Squared distances use the Gram expansion (BLAS
+    speed) on the centred pool; for the norm kernels (laplacian, energy) the absolute round-off of a
+    distance is about sqrt(machine eps) times the data scale (~1e-8 relative in float64).
 
     Parameters
     ----------
@@ -140,6 +148,9 @@ def mmd2(
     x_weights, y_weights : optional sample weights (V-statistic only: pass ``unbiased=False``)
     seed : int or Generator
         Seeds the median-heuristic subsample.
+    memory_cap : int, optional
+        Bytes the block temporaries may take (default: half the available RAM, or
+        ``$LATENTDIST_MAX_BYTES``); lowers the block side below ``chunk_size`` when needed.
 
     Returns
     -------
@@ -158,6 +169,7 @@ def mmd2(
     if not isinstance(unbiased, (bool, np.bool_)):
         raise TypeError(f"unbiased must be a bool, got {type(unbiased).__name__}")
     chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    cap = resolve_cap(memory_cap)
     check_seed(seed)
     # MMD is translation invariant; centring shrinks ||x||^2 + ||y||^2 and with it the cancellation
     # error of the Gram expansion ||x||^2 + ||y||^2 - 2<x, y>, which sqrt amplifies for norm kernels.
@@ -180,6 +192,9 @@ def mmd2(
         h = check_scalar(bandwidth, "bandwidth", low=0.0, low_inclusive=False)
         h = _scaled_bandwidth(h, pair.exponent)
     n, m = pair.x.shape[0], pair.y.shape[0]
+    # A gradient keeps every block alive for backward, so the cap bounds the forward pass only.
+    side = square_block(cap, pair.x.element_size(), BLOCK_COPIES, max(n, m), "MMD kernel")
+    chunk_size = min(chunk_size, side)
     if unbiased:
         sxx = _block_sum(pair.x, pair.x, None, None, kernel, h, chunk_size, True) / (n * (n - 1))
         syy = _block_sum(pair.y, pair.y, None, None, kernel, h, chunk_size, True) / (m * (m - 1))
@@ -215,7 +230,9 @@ def _scaled_bandwidth(h: float, exponent: int) -> float:
     """``h / 2**exponent``, the bandwidth in the units of the rescaled data; ``ValueError`` when that
     ratio is outside float64 (a bandwidth 1e-300 times the data scale makes every kernel value 0)."""
     scaled = float(times_pow2(h, -exponent))
-    if scaled == 0.0 or not np.isfinite(scaled):
+    # The data are at unit scale now: a bandwidth beyond 1e100 (or below 1e-100) of it makes every
+    # kernel value 1 (or 0) to rounding, and h**2 overflows.
+    if not 1e-100 < scaled < 1e100:
         raise ValueError(f"bandwidth={h!r} is out of proportion with the data scale (about 2**{exponent}); "
                          "the kernel would be 0 or 1 everywhere; pass a bandwidth near the data's spread "
                          "or 'median'")

@@ -1,4 +1,4 @@
-"""Debiased Sinkhorn divergence with a POT and a GeomLoss backend (both log-domain)."""
+"""Debiased Sinkhorn divergence with POT, GeomLoss and bounded-memory blocked backends (all log-domain)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,22 @@ from .._validation import (
     is_tensor,
     to_tensor,
 )
+from ._blocked import resolve_cap, sinkhorn_blocked
 from ._common import check_p, normalize_scale, pairwise_sq_dists, times_pow2, unscale
 
 __all__ = ["sinkhorn_divergence", "SINKHORN_BACKENDS"]
 
-SINKHORN_BACKENDS = ("auto", "pot", "geomloss")
+SINKHORN_BACKENDS = ("auto", "pot", "geomloss", "blocked")
 
 # Above this many cost entries (n*m; at 5000^2 GeomLoss's four float64 matrices take 800 MB) the dense
 # matrices of GeomLoss's tensorized backend and of POT's dense solver stop fitting comfortably in
-# memory, so 'auto' switches to POT's lazy (row-block) solver, whose memory is O((n + m) * batch_size).
+# memory, so 'auto' switches to the blocked backend (float32 costs stored under memory_cap, blocked
+# softmin), and backend='pot' to POT's lazy (row-block) solver, memory O((n + m) * batch_size).
 LAZY_THRESHOLD = 5000 * 5000
+
+#: Working dtype of the 'blocked' backend: float32 halves the stored cost matrices (4.8 GB at
+#: n = m = 20,000) and doubles the log-sum-exp throughput; its accuracy cost is in benchmarks/README.md.
+BLOCKED_DTYPE = torch.float32
 
 # Epsilon-scaling sweeps beyond which a (blur, scaling) pair is refused rather than left to run for
 # hours: 20,000 sweeps is blur ~1e-46 of the diameter at the default scaling 0.9 and p = 2.
@@ -196,6 +202,18 @@ def _divergence_geomloss(x, y, a, b, p, blur, scaling):
     return loss(a, x, b, y)
 
 
+def _divergence_blocked(x, y, a, b, p, blur, scaling, cap):
+    # GeomLoss's temperature schedule from the same diameter as the 'geomloss' backend, so the two
+    # backends run the same iterations and differ only by the float32 storage and summation order.
+    from geomloss._legacy.sinkhorn_divergence import epsilon_schedule
+
+    diameter = max(_diameter(x.detach().cpu().numpy(), y.detach().cpu().numpy()), blur)
+    eps_list = [float(e) for e in epsilon_schedule(p, diameter, blur, scaling)]
+    work = [t.to(BLOCKED_DTYPE) for t in (x, y, a, b)]
+    values, _ = sinkhorn_blocked(*work, lambda u, v: _cost(u, v, p), eps_list, cap)
+    return values.to(x.dtype)
+
+
 def _divergence_pot(x, y, a, b, p, blur, scaling, max_iter, tol, lazy, batch_size):
     out = []
     for i in range(x.shape[0]):
@@ -229,6 +247,7 @@ def sinkhorn_divergence(
     max_iter: int = 2000,
     tol: float = 1e-7,
     batch_size: int = 512,
+    memory_cap: int | None = None,
 ) -> float | np.ndarray | torch.Tensor:
     r"""Debiased Sinkhorn divergence with ground cost ``||x - y||^p`` and ``eps = blur^p``.
 
@@ -264,7 +283,14 @@ def sinkhorn_divergence(
         shared 2-core machine). The price is accuracy: GeomLoss stops at the target temperature
         under-converged and is biased low, measured -0.04% (that case) and -0.9% (40 vs 30 points in
         3-D, blur 0.3) at scaling 0.9, -0.01% at 0.999; raise ``scaling`` or use ``backend='pot'``
-        when the digits matter. Beyond the threshold: POT's lazy solver, for bounded memory.
+        when the digits matter. Beyond the threshold (and without gradient): ``'blocked'``.
+    ``'blocked'``
+        The bounded-memory path for large n (no gradient): GeomLoss's Sinkhorn loop (the same
+        iterations as ``'geomloss'``) with a row-blocked softmin. C(x, y), C(x, x), C(y, y) are
+        stored in float32 when their ``4 (nm + n^2 + m^2)`` bytes fit ``memory_cap``, and recomputed
+        block by block otherwise (slower, memory O((n + m) * rows)); see
+        :mod:`latentdist.distances._blocked`. float32 costs the digits measured in
+        ``benchmarks/README.md`` (large n) against the float64 ``'geomloss'`` value.
 
     Parameters
     ----------
@@ -282,6 +308,9 @@ def sinkhorn_divergence(
         Iteration cap and marginal-error tolerance of the POT backend.
     batch_size : int
         Row-block size of POT's lazy solver.
+    memory_cap : int, optional
+        Bytes the ``'blocked'`` backend may allocate beside its inputs (default: half the available
+        RAM, or ``$LATENTDIST_MAX_BYTES``).
 
     Returns
     -------
@@ -305,6 +334,7 @@ def sinkhorn_divergence(
     max_iter = check_int(max_iter, "max_iter", low=1)
     tol = check_scalar(tol, "tol", low=0.0)
     batch_size = check_int(batch_size, "batch_size", low=1)
+    cap = resolve_cap(memory_cap)
     x, y, a, b, batched, grad = _check_batch(x, y, x_weights, y_weights)
     # S_eps is translation invariant and, with blur scaled alongside, homogeneous of degree p:
     # S(cX, cY; c blur) = c^p S(X, Y; blur). It is computed at unit scale (no overflow of
@@ -314,13 +344,18 @@ def sinkhorn_divergence(
     blur = _unit_blur(blur, exponent, p, scaling, diameter)
     big = x.shape[1] * y.shape[1] > LAZY_THRESHOLD
     if backend == "auto":
-        backend = "pot" if big and not grad and p in (1.0, 2.0) else "geomloss"
+        backend = "blocked" if big and not grad else "geomloss"
+    if backend == "blocked" and grad:
+        raise ValueError("backend='blocked' computes no gradient; use backend='geomloss' for a "
+                         "differentiable Sinkhorn divergence")
     lazy = backend == "pot" and big and not grad
     if lazy and p not in (1.0, 2.0):
         raise ValueError(f"backend='pot' at n*m > {LAZY_THRESHOLD} uses POT's lazy solver, which supports "
                          f"p=1 or p=2 only; got p={p}")
     if backend == "geomloss":
         values = _divergence_geomloss(x, y, a, b, p, blur, scaling)
+    elif backend == "blocked":
+        values = _divergence_blocked(x, y, a, b, p, blur, scaling, cap)
     else:
         values = _divergence_pot(x, y, a, b, p, blur, scaling, max_iter, tol, lazy, batch_size)
     values = unscale(values, exponent, p, "Sinkhorn divergence")

@@ -8,13 +8,19 @@ import ot
 import torch
 
 from .._seeding import SeedLike, make_torch_generator, seed_int
-from .._validation import check_int, check_lr, check_memory
+from .._validation import check_int, check_lr, check_memory, check_steps
 from ..optim import make_optimizer, update
+from ._blocked import block_rows, resolve_cap
 from ._common import check_p, prepare_pair, safe_root
 
 #: More random directions than this change nothing visible (the Monte-Carlo error is ~1/sqrt(k)) and
 #: only make a call run for hours.
 MAX_PROJECTIONS = 10**6
+
+#: Arrays of n + m numbers that one direction needs at once: the projections, POT's sorted copies and
+#: sort indices, the cumulative weights, their merged quantile grid and the two quantile functions
+#: (measured with tracemalloc: about 12 at n = m = 2000; 14 leaves a margin).
+DIRECTION_COPIES = 14
 
 __all__ = ["sliced_wasserstein", "max_sliced_wasserstein"]
 
@@ -41,6 +47,7 @@ def sliced_wasserstein(
     x_weights: Any = None,
     y_weights: Any = None,
     chunk_size: int | None = None,
+    memory_cap: int | None = None,
 ) -> float | torch.Tensor:
     r"""Sliced p-Wasserstein distance with Monte-Carlo directions on the sphere.
 
@@ -52,8 +59,9 @@ def sliced_wasserstein(
     estimated with ``n_projections`` directions drawn by ``ot.sliced.get_random_projections`` (seeded
     with ``seed``); each 1-D problem is solved exactly by ``ot.wasserstein_1d`` (sorting, handles
     unequal sizes and weights). Equivalent to ``ot.sliced_wasserstein_distance`` but with projections
-    processed in chunks of ``chunk_size`` (default: about 2^22 / (n + m) directions per chunk), so
-    memory is O((n + m) * chunk_size), bounded at n = 20k.
+    processed in chunks of ``chunk_size`` (default: about 2^22 / (n + m) directions per chunk), lowered
+    so that a chunk's ``14 (n + m) * chunk * itemsize`` bytes fit ``memory_cap``: memory is
+    O((n + m) * chunk_size), bounded at n = 50k, and no (n, n_projections) array is built at once.
 
     Parameters
     ----------
@@ -65,6 +73,9 @@ def sliced_wasserstein(
     x_weights, y_weights : optional sample weights, shapes (n,), (m,)
     chunk_size : int, optional
         Directions per batch.
+    memory_cap : int, optional
+        Bytes one batch of directions may take (default: half the available RAM, or
+        ``$LATENTDIST_MAX_BYTES``).
 
     Returns
     -------
@@ -82,8 +93,11 @@ def sliced_wasserstein(
     n_projections = check_int(n_projections, "n_projections", low=1, high=MAX_PROJECTIONS)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    cap = resolve_cap(memory_cap)
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
-    dim = pair.x.shape[1]
+    dim, pool = pair.x.shape[1], pair.x.shape[0] + pair.y.shape[0]
+    fit = block_rows(cap, DIRECTION_COPIES * pool * pair.x.element_size(), n_projections, "projections")
+    chunk_size = min(chunk_size or max(1, (1 << 22) // pool), fit)
     check_memory(8.0 * dim * n_projections, f"n_projections={n_projections} directions in D={dim}")
     # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...);
     # that generator takes 32-bit seeds, and spawned seeds are 63-bit, hence the reduction.
@@ -150,7 +164,7 @@ def max_sliced_wasserstein(
     3.0
     """
     p = check_p(p)
-    n_iter = check_int(n_iter, "n_iter", low=0)
+    n_iter = check_steps(n_iter, "n_iter", low=0)
     n_starts = check_int(n_starts, "n_starts", low=1, high=MAX_PROJECTIONS)
     lr = check_lr(lr, "lr")
     pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
