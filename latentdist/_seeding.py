@@ -41,7 +41,7 @@ def make_rng(seed: SeedLike = 0) -> np.random.Generator:
 
     Examples
     --------
-    >>> make_rng(0).integers(10) == make_rng(0).integers(10)
+    >>> bool(make_rng(0).integers(10) == make_rng(0).integers(10))
     True
     """
     if isinstance(seed, np.random.Generator):

@@ -17,7 +17,7 @@ Example
 >>> opt, sched = make_optimizer([w], lr=0.1, schedule="cosine_floor", steps=10)
 >>> update(opt, ((w - 1) ** 2).sum(), sched)
 >>> [round(g["lr"], 4) for g in opt.param_groups]
-[0.0998]
+[0.0977]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Example
 >>> s = FitSettings(distance="mmd", distance_kwargs={"bandwidth": 1.0}, steps=100)
 >>> s.train_distance, s.train_kwargs
 ('mmd', {'bandwidth': 1.0})
->>> s.evaluation_distance()([[0.0]], [[0.0], [0.0]])
+>>> s.evaluation_distance()([[0.0], [0.0]], [[0.0], [0.0]])
 0.0
 """
 

@@ -63,6 +63,7 @@ def batch_groups(families: Sequence[Family]) -> list[list[int]]:
 
     Examples
     --------
+    >>> from latentdist.generators import MLP
     >>> batch_groups([MLP(width=4), MLP(width=8), MLP(width=8, depth=3)])
     [[0, 1], [2]]
     """

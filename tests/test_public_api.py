@@ -55,3 +55,18 @@ def test_core_modules_import_only_public_names(module):
                and not (node.module or "").startswith("latentdist._")
                for alias in node.names if alias.name.startswith("_")]
     assert private == []
+
+
+CORE_MODULES = ["latentdist.distances.registry", "latentdist.distances.batched",
+                "latentdist.distances.minibatch",
+                "latentdist.settings", "latentdist.optim", "latentdist._seeding", "latentdist.stacked",
+                "latentdist.fitting"]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
