@@ -8,6 +8,7 @@ Code and prose cite the theory as ``docs/theory.md §4``, ``docs/theory.md §6 R
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -134,3 +135,16 @@ def test_mkdocs_build_strict(tmp_path):
     for page in ["theory", "reproduction", "getting-started", *(f"api/{m}" for m in API_MODULES)]:
         assert (tmp_path / page / "index.html").is_file(), page
     assert len(list((tmp_path / "notebooks").glob("*/index.html"))) == 6
+
+
+def test_doctest_hook_turns_bare_doctests_into_code():
+    """A ``>>>`` block in a docstring's prose renders as code, not as Markdown (where '[1, 2]' is a link)."""
+    markdown = pytest.importorskip("markdown")
+    spec = importlib.util.spec_from_file_location("doctests_hook", DOCS / "_hooks" / "doctests.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    text = "Prose.\n\n>>> [f(x) for x in (1, 2)]\n[1, 2]\n\nMore prose."
+    html = markdown.markdown(text, extensions=[hook.DoctestBlocks()])
+    assert "<pre><code>&gt;&gt;&gt; [f(x) for x in (1, 2)]\n[1, 2]\n</code></pre>" in html
+    assert "<p>More prose.</p>" in html
+    assert "<code>" not in markdown.markdown(text)  # without the hook the doctest is plain text
