@@ -46,7 +46,7 @@ NEEDS_MNIST = True
 WEAKENINGS = ("dropout", "width", "depth")
 # per-metric keys the headline statistics and figures use
 PAIRED_METRICS = ("sample_fid", "recon_fid", "prior_gap", "sample_kid", "latent_dg", "prior_nll",
-                  "sample_sw2_pixels", "recon_sw2_pixels", "class_tv_uniform")
+                  "sample_sw2_pixels", "recon_sw2_pixels", "sample_sw2_features", "class_tv_uniform")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -185,10 +185,14 @@ def _feature_metrics(fr: np.ndarray, ff: np.ndarray, config: dict, seed: int) ->
 
 def _view_metrics(prefix: str, real: np.ndarray, fr: np.ndarray, images: np.ndarray, feats, config: dict,
                   seed: int) -> dict[str, float]:
-    """Classifier-feature metrics and pixel distances of ``images`` against the reference, keys prefixed."""
+    """Classifier-feature metrics (with sliced W2 on the features) and pixel distances of ``images`` against
+    the reference, keys prefixed."""
+    from latentdist.distances import sliced_wasserstein
     from latentdist.metrics.robust import pixel_distances
 
-    out = _feature_metrics(fr, feats.features(images), config, seed)
+    ff = feats.features(images)
+    out = _feature_metrics(fr, ff, config, seed)
+    out["sw2_features"] = float(sliced_wasserstein(fr, ff, seed=seed))
     out.update(pixel_distances(real, images, mmd_n=config["mmd_n"], seed=seed))
     return {f"{prefix}_{k}": float(v) for k, v in out.items()}
 
@@ -471,7 +475,7 @@ def summarise(table: pd.DataFrame, calib: pd.DataFrame, best: tuple[str, float])
     out["sweep"] = {f"{k[0]}={k[1]:g} ({k[2]})": {m: float(v) for m, v in g[
         ["val_sample_fid", "sample_fid", "recon_fid", "prior_gap", "latent_dg"]].mean().items()}
         for k, g in sweep}
-    cols = ["fid", "kid", "sw2_pixels", "mmd_pixels"]
+    cols = ["fid", "kid", "sw2_features", "sw2_pixels", "mmd_pixels"]
     out["calibration"] = calib.set_index("calibration")[cols].to_dict("index")
     return out
 
