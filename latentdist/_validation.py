@@ -38,6 +38,8 @@ __all__ = [
     "check_gaussian",
     "check_bool",
     "check_batch_size",
+    "check_steps",
+    "MAX_STEPS",
     "probe_module",
     "to_numpy",
     "to_tensor",
@@ -337,6 +339,16 @@ def check_memory(nbytes: float, what: str, *, limit: int | None = None) -> None:
             f"{float(cap):.1e}-byte limit (half the available memory, or $LATENTDIST_MAX_BYTES); "
             "use a smaller size"
         )
+
+
+#: Optimisation steps above this are refused: at a millisecond a step 10**8 steps is a day of compute,
+#: and a typo like steps=10**12 would otherwise run until killed.
+MAX_STEPS = 10**8
+
+
+def check_steps(value: Any, name: str = "steps", *, low: int = 1) -> int:
+    """An integer number of optimisation steps in ``[low, MAX_STEPS]``."""
+    return check_int(value, name, low=low, high=MAX_STEPS)
 
 
 def check_batch_size(value: Any, name: str = "batch_size", *, width: int = 1, low: int = 1) -> int:

@@ -38,7 +38,9 @@ from torch import nn
 from latentdist._seeding import SeedLike, make_rng, make_torch_generator, spawn_seeds
 from latentdist._validation import (
     ArrayLike,
+    check_array,
     check_int,
+    check_scalar,
     to_numpy,
 )
 from latentdist.fitting import fit_ensemble
@@ -156,6 +158,8 @@ class DataSplit:
 
 def split_data(x: np.ndarray, holdout: float, seed: SeedLike) -> tuple[np.ndarray, np.ndarray]:
     """Random (train, held-out) split with ``round(holdout * n)`` held-out rows; both parts need 2 rows."""
+    x = check_array(x, "x", ndim=(1, 2, 3, 4))
+    holdout = check_scalar(holdout, "holdout", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     n = x.shape[0]
     n_held = int(round(holdout * n))
     if n_held < 2 or n - n_held < 2:

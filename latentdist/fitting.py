@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_device, check_int, check_lr, to_tensor
+from latentdist._validation import check_device, check_int, check_lr, check_steps, to_tensor
 from latentdist.distances.registry import training_loss
 from latentdist.generators import Family
 from latentdist.latents import Latent
@@ -175,7 +175,7 @@ def fit_ensemble(
     if len(families) != len(seeds) or not families:
         raise ValueError(f"families and seeds must be non-empty and of equal length, got {len(families)} "
                          f"and {len(seeds)}")
-    steps = check_int(steps, "steps", low=1)
+    steps = check_steps(steps)
     batch_size = check_int(batch_size, "batch_size", low=2)
     lr = check_lr(lr, "lr")
     log_every = check_int(log_every, "log_every", low=1)

@@ -251,6 +251,8 @@ class LipschitzMLP(Family):
         if self.width % 2:
             raise ValueError(f"width must be even for MaxMin activations, got {self.width}")
         check_int(self.depth, "depth", low=1)
+        size = f"width={self.width} with depth={self.depth}"
+        check_memory(16.0 * self.width * self.width * self.depth, size)
 
     def _build(self, in_dim, out_dim):
         layers: list[nn.Module] = [_Scale(self.lipschitz)]

@@ -32,6 +32,7 @@ from latentdist._validation import (
     check_samples,
     check_scalar,
     check_weights,
+    probe_module,
     to_tensor,
 )
 
@@ -203,7 +204,7 @@ class Empirical(Discrete):
     """The empirical law of ``samples`` (n, dim): resamples rows uniformly with replacement."""
 
     def __init__(self, samples: ArrayLike):
-        super().__init__(samples)
+        super().__init__(check_samples(samples, "samples"))
 
     def __repr__(self) -> str:
         return f"Empirical(dim={self.dim}, n={self.points.shape[0]})"
@@ -213,6 +214,9 @@ class Mixture(Latent):
     """Mixture sum_k w_k P_k of latents of equal dimension."""
 
     def __init__(self, components: Sequence[Latent], weights: ArrayLike | None = None):
+        if not isinstance(components, (list, tuple)):
+            raise TypeError("components must be a list or tuple of Latent objects, got "
+                            f"{type(components).__name__}")
         components = list(components)
         if not components or not all(isinstance(c, Latent) for c in components):
             raise TypeError("components must be a non-empty sequence of Latent objects")
@@ -285,6 +289,7 @@ class Pushforward(Latent):
         if hasattr(encoder, "eval"):
             encoder.eval()
         with torch.no_grad():
+            probe_module(encoder, x[:2].to(device), "encoder")  # a wrong input size fails clearly here
             for start in range(0, x.shape[0], batch_size):
                 codes.append(encoder(x[start : start + batch_size].to(device)).detach().cpu().double())
         if was_training:
@@ -398,7 +403,10 @@ def normalize_samples(
     check_option(method, "method", NORMALIZATIONS)
     z = check_samples(z, "z", min_samples=1)
     z = to_tensor(z)
-    w = torch.full((z.shape[0],), 1.0 / z.shape[0], dtype=z.dtype) if weights is None else weights
+    if weights is None:
+        w = torch.full((z.shape[0],), 1.0 / z.shape[0], dtype=z.dtype)
+    else:
+        w = to_tensor(check_weights(weights, z.shape[0], "weights"), dtype=z.dtype, device=z.device)
     mean = w @ z
     centred = z - mean
     if method == "moment":

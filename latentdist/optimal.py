@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import ArrayLike, check_int, check_option, check_scalar
+from latentdist._validation import ArrayLike, check_int, check_lr, check_memory, check_option
 from latentdist.estimator import LatentDistanceResult, estimate_split, latent_data_distance
 from latentdist.generators import MLP, Family
 from latentdist.latents import Discrete, Gaussian, Latent, Mixture, Pushforward, normalize, normalize_samples
@@ -249,10 +249,13 @@ def optimal_latent(
     n_particles = check_int(n_particles, "n_particles", low=2)
     n_components = check_int(n_components, "n_components", low=1)
     encoder_width = check_int(encoder_width, "encoder_width", low=1)
+    check_memory(16.0 * dim * max(n_particles, n_components, encoder_width),
+                 f"dim={dim} with n_particles={n_particles}, n_components={n_components}, "
+                 f"encoder_width={encoder_width}")
     check_int(distance_steps, "distance_steps", low=1)
     check_int(distance_restarts, "distance_restarts", low=1)
     if latent_lr is not None:
-        latent_lr = check_scalar(latent_lr, "latent_lr", low=0.0, low_inclusive=False)
+        latent_lr = check_lr(latent_lr, "latent_lr")
     latent_lr = lr if latent_lr is None else latent_lr
     x = as_data(data)
     settings = FitSettings(distance=distance, distance_kwargs=distance_kwargs, n_restarts=n_restarts,

@@ -26,9 +26,12 @@ import torch
 from latentdist._validation import (
     check_array,
     check_batch_size,
+    check_cast,
     check_device,
     check_int,
+    check_lr,
     check_scalar,
+    check_steps,
     to_numpy,
 )
 from latentdist.distances.registry import (
@@ -99,9 +102,9 @@ class FitSettings:
         put("holdout", check_scalar(self.holdout, "holdout", low=0.0, high=1.0, low_inclusive=False,
                                     high_inclusive=False))
         put("n_restarts", check_int(self.n_restarts, "n_restarts", low=1))
-        put("steps", check_int(self.steps, "steps", low=1))
+        put("steps", check_steps(self.steps))
         put("batch_size", check_batch_size(self.batch_size, low=2))
-        put("lr", check_scalar(self.lr, "lr", low=0.0, low_inclusive=False))
+        put("lr", check_lr(self.lr))
         put("n_floor", check_int(self.n_floor, "n_floor", low=2))
         if self.n_eval is not None:
             put("n_eval", check_int(self.n_eval, "n_eval", low=2))
@@ -168,6 +171,7 @@ def as_data(data: Any) -> np.ndarray:
         raise ValueError(f"data is empty (shape {tuple(arr.shape)}); it needs at least one sample and one "
                          "feature")
     arr = to_numpy(arr)
+    check_cast(arr, np.float32, "data")  # the generators train in float32: 1e300 would become inf
     return arr.reshape(arr.shape[0], -1)
 
 

@@ -109,7 +109,7 @@ def test_distribution_distances_seeds_stochastic_distances():
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda x, ds: manifold_error(x[:, :1], ds), ValueError, "y must have 2 features"),
+        (lambda x, ds: manifold_error(x[:, :1], ds), ValueError, "samples must have 2 features"),
         (lambda x, ds: manifold_error(x, object()), TypeError, "manifold_distance"),
         (lambda x, ds: manifold_error(np.full_like(x, np.nan), ds), ValueError, "samples.*NaN"),
         (lambda x, ds: mode_coverage(x, ds.modes, 0.0), ValueError, "std must be > 0"),

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from latentdist._seeding import SeedLike
-from latentdist._validation import check_device, check_int, check_samples, to_tensor
+from latentdist._validation import check_cast, check_device, check_int, check_samples, to_tensor
 
 __all__ = ["is_latent", "module_device_dtype", "latent_points", "flat_map", "eval_mode", "check_module"]
 
@@ -73,7 +73,8 @@ def latent_points(
     else:
         z = check_samples(latent, name, min_samples=min_samples)
         z = to_tensor(z)
-    return z.detach().to(device=device, dtype=dtype)
+    # Points beyond the model's dtype (1e300 in a float32 model) would become inf and poison every proxy.
+    return check_cast(z.detach(), dtype, name).to(device=device)
 
 
 def flat_map(g: nn.Module, z: torch.Tensor, name: str = "latent") -> Callable[[torch.Tensor], torch.Tensor]:

@@ -69,7 +69,10 @@ def intrinsic_dimension(x: Any, method: str = "mle", k: int = 20) -> float:
     method = check_option(method, "method", ID_METHODS)
     k = check_int(k, "k", low=2)
     need = {"twonn": _MIN_SAMPLES_TWONN, "lpca": 2}.get(method, k + 1)
-    arr = to_numpy(check_samples(x, "x", min_samples=need))
+    arr = to_numpy(check_samples(x, "x", min_samples=min(need, 2)))
+    if need > len(arr):
+        what = f"k={k} neighbours" if need == k + 1 else f"method={method!r}"
+        raise ValueError(f"x needs at least {need} samples for {what}, got {len(arr)}")
     # Every estimator here is invariant to translation and scale; at unit scale (centred, divided by
     # a power of two) neighbour distances neither overflow near 1e300 nor underflow near 1e-300.
     arr = normalize_scale(arr, arr[:0])[0]

@@ -23,7 +23,7 @@ from torch import nn
 
 from latentdist._progress import progress_bar
 from latentdist._seeding import SeedLike, make_torch_generator, spawn_seeds
-from latentdist._validation import check_int, check_scalar
+from latentdist._validation import check_int, check_memory, check_scalar
 from latentdist.complexity._common import (
     check_module,
     eval_mode,
@@ -272,6 +272,7 @@ def linear_regions(
     g = check_module(g)
     n_lines = check_int(n_lines, "n_lines", low=1)
     resolution = check_int(resolution, "resolution", low=2)
+    check_memory(64.0 * n_lines * (resolution + 1), f"resolution={resolution} with n_lines={n_lines}")
     n_bisect = check_int(n_bisect, "n_bisect", low=0)
     dev, dtype = module_device_dtype(g, device)
     seeds = spawn_seeds(seed, 2)

@@ -385,6 +385,7 @@ def random_isometry(native_dim: int, ambient_dim: int, seed: SeedLike = 0) -> np
     """
     native_dim = check_int(native_dim, "native_dim", low=1)
     ambient_dim = check_int(ambient_dim, "ambient_dim", low=native_dim)
+    check_memory(16.0 * native_dim * ambient_dim, f"native_dim={native_dim} with ambient_dim={ambient_dim}")
     q, r = np.linalg.qr(make_rng(seed).standard_normal((ambient_dim, native_dim)))
     q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
     return np.ascontiguousarray(q.T)

@@ -129,8 +129,9 @@ def finish(value: torch.Tensor, grad: bool) -> float | torch.Tensor:
 
 
 def check_p(p: Any) -> float:
-    """The ground-cost exponent ``p >= 1``."""
-    return check_scalar(p, "p", low=1.0)
+    """The ground-cost exponent ``1 <= p <= 100``: at unit scale ||x - y||^p under- or overflows for
+    larger p (use a large p only as an approximation of W_inf, which 100 already is to 1%)."""
+    return check_scalar(p, "p", low=1.0, high=100.0)
 
 
 def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

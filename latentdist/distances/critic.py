@@ -9,7 +9,16 @@ import torch
 from torch import nn
 
 from .._seeding import SeedLike, make_rng, make_torch_generator, seeded
-from .._validation import check_device, check_int, check_lr, check_option, check_pair, check_scalar, to_tensor
+from .._validation import (
+    check_device,
+    check_int,
+    check_lr,
+    check_option,
+    check_pair,
+    check_scalar,
+    check_steps,
+    to_tensor,
+)
 from ..generators import MLP
 from ..optim import make_optimizer, update
 
@@ -97,7 +106,7 @@ def critic_distance(
     x, y = check_pair(x, y, min_samples=4)
     width = check_int(width, "width", low=1)
     depth = check_int(depth, "depth", low=1)
-    steps = check_int(steps, "steps", low=1)
+    steps = check_steps(steps)
     batch_size = check_int(batch_size, "batch_size", low=1)
     penalty = check_option(penalty, "penalty", ("gp", "spectral"))
     gp_weight = check_scalar(gp_weight, "gp_weight", low=0.0)

@@ -13,6 +13,7 @@ import numpy as np
 from latentdist._seeding import SeedLike, make_rng
 from latentdist._validation import (
     ArrayLike,
+    check_cast,
     check_gaussian,
     check_int,
     check_pair,
@@ -59,9 +60,17 @@ def gaussian_stats(feats: ArrayLike) -> GaussianStats:
     >>> stats.mu.shape, stats.sigma.shape
     ((3,), (3, 3))
     """
-    x = to_numpy(check_samples(feats, "feats", min_samples=2))
-    mu = x.mean(axis=0)
-    sigma = np.atleast_2d(np.cov(x, rowvar=False))
+    return _stats(feats, "feats")
+
+
+def _stats(feats: ArrayLike, name: str) -> GaussianStats:
+    x = to_numpy(check_samples(feats, name, min_samples=2))
+    # The covariance of features near 1e155 exceeds float64; say so rather than return inf.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = x.mean(axis=0)
+        sigma = np.atleast_2d(np.cov(x, rowvar=False))
+    check_cast(mu, np.float64, f"the mean of {name}")
+    check_cast(sigma, np.float64, f"the covariance of {name} (values at this scale square past float64)")
     return GaussianStats(mu, sigma)
 
 
@@ -148,7 +157,7 @@ def fid(real_feats: ArrayLike, fake_feats: ArrayLike) -> float:
     0.0
     """
     real_feats, fake_feats = check_pair(real_feats, fake_feats, ("real_feats", "fake_feats"), min_samples=2)
-    return frechet_distance(*gaussian_stats(real_feats), *gaussian_stats(fake_feats))
+    return frechet_distance(*_stats(real_feats, "real_feats"), *_stats(fake_feats, "fake_feats"))
 
 
 def _poly_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:

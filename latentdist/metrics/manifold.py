@@ -59,10 +59,19 @@ def _knn_sq_radii(x: torch.Tensor, k: int, rows: int) -> torch.Tensor:
 
 
 def _prepare(
-    real: ArrayLike, fake: ArrayLike, k: int, device: str | torch.device | None
+    real: ArrayLike, fake: ArrayLike, k: int, device: str | torch.device | None,
+    names: tuple[str, str] = ("real", "fake"),
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     k = check_int(k, "k", low=1)
-    real, fake = check_pair(real, fake, ("real", "fake"), min_samples=k + 1)
+    real, fake = check_pair(real, fake, names, min_samples=2)
+    for name, arr in zip(names, (real, fake), strict=True):
+        if arr.shape[0] < k + 1:
+            raise ValueError(f"{name} needs at least {k + 1} samples for k={k}, got {arr.shape[0]}")
+    # k-NN radii square the distances: beyond 1e150 they overflow, below 1e-150 they vanish.
+    peak = max(float(abs(real).max()), float(abs(fake).max()))
+    if peak > 1e150 or 0 < peak < 1e-150:
+        raise ValueError(f"{names[0]} and {names[1]} have values at the scale {peak:.1e}, outside the range "
+                         "(1e-150 to 1e150) where squared distances are representable; rescale them")
     dev = check_device(device)
     return (
         to_tensor(real, dtype=torch.float64, device=dev).detach(),
@@ -98,7 +107,7 @@ def knn_radii(
     >>> knn_radii([[0.0], [1.0], [3.0]], k=1).tolist()
     [1.0, 1.0, 2.0]
     """
-    x, _, k = _prepare(x, x, k, device)
+    x, _, k = _prepare(x, x, k, device, ("x", "x"))
     rows = _rows_per_chunk(len(x), _check_chunk(chunk_size))
     return _knn_sq_radii(x, k, rows).sqrt()
 

@@ -54,8 +54,13 @@ def manifold_error(samples: ArrayLike, dataset: Any) -> dict[str, float]:
     """
     if not callable(getattr(dataset, "manifold_distance", None)):
         raise TypeError(f"dataset must have a manifold_distance method, got {type(dataset).__name__}")
-    samples = check_samples(samples, "samples")
+    ref = getattr(dataset, "x", None)
+    samples = check_samples(samples, "samples", dim=None if ref is None else np.shape(ref)[1])
     dist = np.asarray(dataset.manifold_distance(to_numpy(samples)), dtype=np.float64)
+    if not np.isfinite(dist).all():
+        peak = float(np.abs(to_numpy(samples)).max())
+        raise ValueError("the distances of samples to the manifold overflow float64 at this scale "
+                         f"(|samples| up to {peak:.1e}); rescale the samples")
     return {
         "mean": float(dist.mean()),
         "median": float(np.median(dist)),

@@ -35,6 +35,7 @@ from latentdist._validation import (
     check_lr,
     check_option,
     check_scalar,
+    check_steps,
     probe_module,
     to_tensor,
 )
@@ -66,6 +67,7 @@ def encode(encoder: nn.Module, data: Any, *, batch_size: int = 1024) -> torch.Te
     param = next(encoder.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = prepare_data(data, torch.device("cpu"), min_samples=1)
+    probe_module(encoder, x[:2].to(device), "encoder")  # the wrong input size fails with a clear message
     was_training = encoder.training
     encoder.eval()
     try:
@@ -496,7 +498,7 @@ def train_dae(
     loss, dev, lr, weight_decay, callbacks, x = _check_common(data, loss, lr, weight_decay, device, callbacks)
     ckpt_dir = check_loop_args(stage1_steps, batch_size, checkpoint_dir, checkpoint_every, log_every, resume,
                                steps_name="stage1_steps")
-    check_int(stage2_steps, "stage2_steps", low=1)
+    check_steps(stage2_steps, "stage2_steps")
     aux_dropout = check_scalar(aux_dropout, "aux_dropout", low=0.0, high=1.0, high_inclusive=False)
     stage2_init = check_option(stage2_init, "stage2_init", STAGE2_INITS)
     v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps)

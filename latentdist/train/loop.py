@@ -30,7 +30,15 @@ from torch import nn
 from latentdist._io import CheckpointError, load_checkpoint, save_checkpoint, unwritable_reason
 from latentdist._progress import progress_bar
 from latentdist._seeding import seeded
-from latentdist._validation import check_array, check_batch_size, check_int, check_scalar, to_tensor
+from latentdist._validation import (
+    check_array,
+    check_batch_size,
+    check_cast,
+    check_int,
+    check_scalar,
+    check_steps,
+    to_tensor,
+)
 
 __all__ = [
     "Callback", "EarlyStopping", "run_loop", "as_module", "prepare_data", "check_callbacks",
@@ -292,7 +300,7 @@ def prepare_data(data: Any, device: torch.device, *, min_samples: int = 2) -> to
         raise ValueError(f"data needs at least {min_samples} samples, got {arr.shape[0]}")
     if int(np.prod(arr.shape[1:])) == 0:
         raise ValueError(f"data must have at least one feature per sample, got shape {tuple(arr.shape)}")
-    return to_tensor(arr, dtype=torch.float32).detach().to(device)
+    return check_cast(to_tensor(arr).detach(), torch.float32, "data").to(device)
 
 
 def as_module(spec: Any, in_dim: int, out_dim: int | None, seed: int, name: str, device) -> nn.Module:
@@ -328,7 +336,7 @@ def check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
 def check_loop_args(steps: int, batch_size: int, checkpoint_dir, checkpoint_every: int, log_every: int,
                     resume: bool, steps_name: str = "steps") -> Path | None:
     """Validate the arguments every trainer shares; return the checkpoint directory as a Path (or None)."""
-    check_int(steps, steps_name, low=1)
+    check_steps(steps, steps_name)
     check_batch_size(batch_size)
     check_int(checkpoint_every, "checkpoint_every", low=1)
     check_int(log_every, "log_every", low=1)

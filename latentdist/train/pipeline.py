@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from latentdist._seeding import SeedLike, seed_int
-from latentdist._validation import check_int, to_tensor
+from latentdist._validation import check_int, probe_module, to_tensor
 from latentdist.latents import Affine, Discrete, Gaussian, Latent, Mixture, Pushforward
 
 __all__ = ["GenerativePipeline", "prior_parameter_count"]
@@ -71,6 +71,10 @@ class GenerativePipeline:
             raise TypeError(f"prior must have .dim and .sample(n, seed), got {type(prior).__name__}")
         if not isinstance(decoder, nn.Module):
             raise TypeError(f"decoder must be a torch.nn.Module, got {type(decoder).__name__}")
+        if isinstance(prior.dim, int):  # a decoder for another latent size fails here, not at sampling
+            param = next(decoder.parameters(), None)
+            device = param.device if param is not None else torch.device("cpu")
+            probe_module(decoder, torch.zeros(2, prior.dim, device=device), "decoder")
         self.prior = prior
         self.decoder = decoder
         self.output_shape = None if output_shape is None else tuple(int(s) for s in output_shape)

@@ -35,9 +35,11 @@ from latentdist._validation import (
     check_device,
     check_int,
     check_lr,
+    check_memory,
     check_option,
     check_samples,
     check_scalar,
+    check_steps,
     to_numpy,
 )
 from latentdist.distances._common import scaled_std
@@ -60,8 +62,16 @@ class _FittedPrior(Latent):
         if self.dim is None:
             raise ValueError(f"{type(self).__name__} is not fitted; call .fit(z) first")
 
-    def _check_z(self, z: ArrayLike, min_samples: int = 1) -> np.ndarray:
-        return to_numpy(check_samples(z, "z", min_samples=min_samples, dim=self.dim))
+    def _check_z(self, z: ArrayLike, min_samples: int = 1, *, fitting: bool = False) -> np.ndarray:
+        dim = None if fitting else self.dim
+        arr = to_numpy(check_samples(z, "z", min_samples=min_samples, dim=dim))
+        # Densities are fitted on squared distances and variances (1e150^2 overflows, and the GMM's
+        # absolute reg_covar swamps points at 1e-150): beyond that range normalize z first.
+        peak = float(np.abs(arr).max())
+        if fitting and (peak > 1e100 or 0 < peak < 1e-100):
+            raise ValueError(f"z has values at the scale {peak:.1e}, outside the range the prior can fit "
+                             "(1e-100 to 1e100); normalize z first")
+        return arr
 
     def log_prob(self, z: ArrayLike) -> np.ndarray:
         """log p(z) for each row of ``z`` (n, dim), float64 array of shape (n,)."""
@@ -109,7 +119,10 @@ class GMMPrior(_FittedPrior):
 
     def fit(self, z: ArrayLike) -> GMMPrior:
         """Fit on latent points ``z`` (n, d), n >= n_components; returns ``self``."""
-        arr = to_numpy(check_samples(z, "z", min_samples=max(2, self.n_components)))
+        arr = self._check_z(z, min_samples=2, fitting=True)
+        if len(arr) < self.n_components:
+            k = self.n_components
+            raise ValueError(f"z needs at least {k} samples for n_components={k}, got {len(arr)}")
         self.gmm_ = GaussianMixture(self.n_components, covariance_type=self.covariance_type,
                                     reg_covar=self.reg_covar, n_init=self.n_init, max_iter=self.max_iter,
                                     random_state=self.seed).fit(arr)
@@ -297,7 +310,9 @@ class FlowPrior(_FittedPrior):
         self.n_layers = check_int(n_layers, "n_layers", low=1)
         self.hidden = check_int(hidden, "hidden", low=1)
         self.depth = check_int(depth, "depth", low=1)
-        self.steps = check_int(steps, "steps", low=1)
+        size = f"n_layers={n_layers}, hidden={hidden}, depth={depth}"
+        check_memory(16.0 * n_layers * depth * hidden * hidden, size)
+        self.steps = check_steps(steps)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
         self.lr = check_lr(lr, "lr")
         self.weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
