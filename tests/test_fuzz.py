@@ -951,13 +951,7 @@ def test_every_public_callable_is_covered():
 
 
 #: Cases that still fail, with the owner's module: xfail(strict) so a fix is noticed and the entry removed.
-KNOWN = {
-    ("train_vae", "beta", "huge_value"): "train/vae.py: beta=1e300 trains to non-finite weights silently",
-    ("train_two_stage_vae", "beta", "huge_value"): "train/vae.py: beta=1e300 trains to non-finite weights",
-    ("train_rae", "beta", "huge_value"): "train/rae.py: beta=1e300 trains to non-finite weights silently",
-    ("train_rae", "lam", "huge_value"): "train/rae.py: lam=1e300 trains to non-finite weights silently",
-    ("train_wae", "lam", "huge_value"): "train/wae.py: lam=1e300 trains to non-finite weights silently",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def _param(case):

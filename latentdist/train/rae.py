@@ -139,8 +139,8 @@ def train_rae(
     torch.Size([200, 2])
     """
     regulariser = check_option(regulariser, "regulariser", RAE_REGULARISERS)
-    beta = check_scalar(beta, "beta", low=0.0)
-    lam = check_scalar(lam, "lam", low=0.0)
+    beta = check_scalar(beta, "beta", low=0.0, high=1e6)  # larger weights overflow the loss
+    lam = check_scalar(lam, "lam", low=0.0, high=1e6)  # larger weights overflow the loss
     s_enc, s_dec, s_batch, s_global = spawn_seeds(seed, 4)
     st = setup_autoencoder(
         data, encoder, decoder, latent_dim=latent_dim, code_mult=1, lr=lr, device=device, callbacks=callbacks,

@@ -196,7 +196,7 @@ def train_vae(
     torch.Size([200, 2])
     """
     likelihood = check_option(likelihood, "likelihood", LIKELIHOODS)
-    beta = check_scalar(beta, "beta", low=0.0)
+    beta = check_scalar(beta, "beta", low=0.0, high=1e6)  # larger weights overflow the loss
     s_enc, s_dec, s_batch, s_global = spawn_seeds(seed, 4)
     st = setup_autoencoder(
         data, encoder, decoder, latent_dim=latent_dim, code_mult=2, lr=lr, device=device, callbacks=callbacks,
