@@ -6,9 +6,10 @@ a change to the library run::
     .venv/bin/python docs/execute_notebooks.py              # all six
     .venv/bin/python docs/execute_notebooks.py 02 03        # the ones whose name starts with 02 or 03
 
-MNIST (notebook 05) is read from ``$LATENTDIST_DATA`` or the user cache. The experiments write their figures
-into a temporary folder (the notebooks show shrunken copies); results come from the experiment cache when
-the configuration is unchanged. Each notebook's wall time is printed.
+MNIST (notebook 05) is read from ``$LATENTDIST_DATA`` or the user cache. Each kernel runs in a temporary
+folder and the experiments write their figures into its ``figures/`` (the notebooks show shrunken copies),
+so the committed outputs name no machine path; results come from the experiment cache when the
+configuration is unchanged. Each notebook's wall time is printed.
 """
 
 from __future__ import annotations
@@ -26,19 +27,20 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def execute(path: Path, figures: Path, timeout: int = 1800) -> float:
-    """Run ``path`` top to bottom in a fresh kernel and write it back with outputs; returns seconds."""
+def execute(path: Path, workdir: Path, timeout: int = 1800) -> float:
+    """Run ``path`` top to bottom in a fresh kernel started in ``workdir`` and write it back with outputs;
+    returns seconds."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:  # start clean, so no output of an earlier run survives a cell that now prints less
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    env = {"LATENTDIST_MODE": "quick", "LATENTDIST_FIGURES": str(figures), "LATENTDIST_PROGRESS": "0",
+    env = {"LATENTDIST_MODE": "quick", "LATENTDIST_FIGURES": "figures", "LATENTDIST_PROGRESS": "0",
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     os.environ.update(env)
     start = time.perf_counter()
     # record_timing=False keeps per-cell timestamps out of the committed file (smaller, stable diffs)
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                     resources={"metadata": {"path": str(path.parent)}})
+                                     resources={"metadata": {"path": str(workdir)}})
     client.execute()
     seconds = time.perf_counter() - start
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -59,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         parser.error(f"no notebook in {NOTEBOOKS} matches {args.prefixes}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with tempfile.TemporaryDirectory(prefix="latentdist-figures-") as figures:
+    with tempfile.TemporaryDirectory(prefix="latentdist-notebooks-") as workdir:
         for path in paths:
-            seconds = execute(path, Path(figures))
+            seconds = execute(path, Path(workdir))
             size = path.stat().st_size / 1024
             print(f"{path.name}: {seconds:.1f} s, {size:.0f} KiB", flush=True)
     return 0
