@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import check_pair, check_scalar, check_weights, is_tensor, to_tensor
+from .._validation import check_device, check_pair, check_scalar, check_weights, is_tensor, to_tensor
 
 Array = np.ndarray | torch.Tensor
 
@@ -98,11 +98,14 @@ def prepare_pair(
     min_samples: int = 2,
     names: tuple[str, str] = ("x", "y"),
     rescale: bool = False,
+    device: Any = None,
 ) -> Pair:
     """Validate ``x`` (n, D), ``y`` (m, D) and optional weights; return a :class:`Pair` of tensors.
 
     With ``rescale`` the samples are centred and divided by a power of two (:func:`normalize_scale`),
     so the distance is computed at unit scale; the caller passes the result through :func:`unscale`.
+    ``device`` (resolved by ``check_device``) moves the samples there; ``None`` keeps the device of
+    the first tensor input (CPU for numpy input). Gradients flow back through the move.
 
     Raises ``ValueError`` for mismatched feature dimensions, NaN/inf, ``n < min_samples``, or weights
     that are negative, all zero or of the wrong length; ``TypeError`` for non-numeric input.
@@ -111,7 +114,8 @@ def prepare_pair(
     a = check_weights(x_weights, x.shape[0], "x_weights")
     b = check_weights(y_weights, y.shape[0], "y_weights")
     grad = _requires_grad(x, y, a, b)
-    dtype, device = _common_dtype(x, y), _common_device(x, y)
+    dtype = _common_dtype(x, y)
+    device = _common_device(x, y) if device is None else check_device(device)
     xt, yt = to_tensor(x, dtype=dtype, device=device), to_tensor(y, dtype=dtype, device=device)
     at = None if a is None else to_tensor(a, dtype=dtype, device=device)
     bt = None if b is None else to_tensor(b, dtype=dtype, device=device)

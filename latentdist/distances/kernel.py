@@ -113,6 +113,7 @@ def mmd2(
     y_weights: Any = None,
     seed: SeedLike = 0,
     memory_cap: int | None = None,
+    device: Any = None,
 ) -> float | torch.Tensor:
     r"""Squared maximum mean discrepancy between two samples.
 
@@ -151,6 +152,8 @@ def mmd2(
     memory_cap : int, optional
         Bytes the block temporaries may take (default: half the available RAM, or
         ``$LATENTDIST_MAX_BYTES``); lowers the block side below ``chunk_size`` when needed.
+    device : str or torch.device, optional
+        Where to compute ('cpu', 'cuda', 'cuda:N', 'auto'); default: the inputs' device (CPU for numpy).
 
     Returns
     -------
@@ -176,13 +179,15 @@ def mmd2(
     # The data are also divided by a power of two 2^e (exact) so that squared distances neither
     # overflow nor underflow; the bandwidth is divided by the same factor, which leaves the kernel
     # values, and so MMD^2, unchanged. The energy kernel -||x - y|| is homogeneous of degree 1.
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True,
+                        device=device)
     if _second_comes_first(x, y, x_weights, y_weights):
         # MMD^2 is symmetric, but its rounding is not: the pooled centring, the median subsample and the
         # order of every sum follow the argument order (the energy V-statistic differed at relative 1e-8
         # on swapping two 2-point samples). Computing in one canonical order makes d(x, y) == d(y, x)
         # bit for bit; the inputs are already validated under their own names.
-        pair = prepare_pair(y, x, x_weights=y_weights, y_weights=x_weights, min_samples=2, rescale=True)
+        pair = prepare_pair(y, x, x_weights=y_weights, y_weights=x_weights, min_samples=2, rescale=True,
+                            device=device)
     if unbiased and (pair.a is not None or pair.b is not None):
         raise ValueError("x_weights/y_weights need unbiased=False (the weighted MMD is a V-statistic)")
     if isinstance(bandwidth, str):
@@ -247,6 +252,7 @@ def energy_distance(
     *,
     x_weights: Any = None,
     y_weights: Any = None,
+    device: Any = None,
 ) -> float | torch.Tensor:
     r"""Energy distance :math:`2\mathbb{E}\|X-Y\| - \mathbb{E}\|X-X'\| - \mathbb{E}\|Y-Y'\|`
     (Székely and Rizzo), the squared quantity (no root).
@@ -262,4 +268,4 @@ def energy_distance(
     2.0
     """
     return mmd2(x, y, kernel="energy", unbiased=unbiased, chunk_size=chunk_size, x_weights=x_weights,
-                y_weights=y_weights)
+                y_weights=y_weights, device=device)

@@ -11,6 +11,7 @@ import torch
 
 from .._validation import (
     check_array,
+    check_device,
     check_int,
     check_option,
     check_scalar,
@@ -51,7 +52,7 @@ def _cost(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
     return torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist") ** p
 
 
-def _check_batch(x: Any, y: Any, x_weights: Any, y_weights: Any):
+def _check_batch(x: Any, y: Any, x_weights: Any, y_weights: Any, device_arg: Any = None):
     x = check_array(x, "x", ndim=(2, 3))
     y = check_array(y, "y", ndim=(2, 3))
     if x.ndim != y.ndim:
@@ -73,6 +74,8 @@ def _check_batch(x: Any, y: Any, x_weights: Any, y_weights: Any):
     grad = any(is_tensor(t) and t.requires_grad for t in (x, y, x_weights, y_weights))
     dtype = next((t.dtype for t in (x, y) if is_tensor(t)), torch.float64)
     device = next((t.device for t in (x, y) if is_tensor(t)), torch.device("cpu"))
+    if device_arg is not None:
+        device = check_device(device_arg)
     xt = to_tensor(x, dtype=dtype, device=device)
     yt = to_tensor(y, dtype=dtype, device=device)
     if not batched:
@@ -248,6 +251,7 @@ def sinkhorn_divergence(
     tol: float = 1e-7,
     batch_size: int = 512,
     memory_cap: int | None = None,
+    device: Any = None,
 ) -> float | np.ndarray | torch.Tensor:
     r"""Debiased Sinkhorn divergence with ground cost ``||x - y||^p`` and ``eps = blur^p``.
 
@@ -311,6 +315,8 @@ def sinkhorn_divergence(
     memory_cap : int, optional
         Bytes the ``'blocked'`` backend may allocate beside its inputs (default: half the available
         RAM, or ``$LATENTDIST_MAX_BYTES``).
+    device : str or torch.device, optional
+        Where to compute ('cpu', 'cuda', 'cuda:N', 'auto'); default: the inputs' device (CPU for numpy).
 
     Returns
     -------
@@ -335,7 +341,7 @@ def sinkhorn_divergence(
     tol = check_scalar(tol, "tol", low=0.0)
     batch_size = check_int(batch_size, "batch_size", low=1)
     cap = resolve_cap(memory_cap)
-    x, y, a, b, batched, grad = _check_batch(x, y, x_weights, y_weights)
+    x, y, a, b, batched, grad = _check_batch(x, y, x_weights, y_weights, device)
     # S_eps is translation invariant and, with blur scaled alongside, homogeneous of degree p:
     # S(cX, cY; c blur) = c^p S(X, Y; blur). It is computed at unit scale (no overflow of
     # ||x - y||^p near 1e150, no underflow near 1e-150) with blur / 2^e, then scaled back.

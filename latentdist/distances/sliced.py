@@ -48,6 +48,7 @@ def sliced_wasserstein(
     y_weights: Any = None,
     chunk_size: int | None = None,
     memory_cap: int | None = None,
+    device: Any = None,
 ) -> float | torch.Tensor:
     r"""Sliced p-Wasserstein distance with Monte-Carlo directions on the sphere.
 
@@ -76,6 +77,8 @@ def sliced_wasserstein(
     memory_cap : int, optional
         Bytes one batch of directions may take (default: half the available RAM, or
         ``$LATENTDIST_MAX_BYTES``).
+    device : str or torch.device, optional
+        Where to compute ('cpu', 'cuda', 'cuda:N', 'auto'); default: the inputs' device (CPU for numpy).
 
     Returns
     -------
@@ -94,7 +97,8 @@ def sliced_wasserstein(
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
     cap = resolve_cap(memory_cap)
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True,
+                        device=device)
     dim, pool = pair.x.shape[1], pair.x.shape[0] + pair.y.shape[0]
     fit = block_rows(cap, DIRECTION_COPIES * pool * pair.x.element_size(), n_projections, "projections")
     chunk_size = min(chunk_size or max(1, (1 << 22) // pool), fit)
@@ -102,7 +106,7 @@ def sliced_wasserstein(
     # Drawn with POT's numpy generator so the directions match ot.sliced_wasserstein_distance(seed=...);
     # that generator takes 32-bit seeds, and spawned seeds are 63-bit, hence the reduction.
     theta = ot.sliced.get_random_projections(pair.x.shape[1], n_projections, seed_int(seed) % 2**32)
-    if pair.grad:
+    if pair.grad or pair.x.device.type != "cpu":  # torch on the device; numpy only on CPU
         theta = torch.as_tensor(theta, dtype=pair.x.dtype, device=pair.x.device)
         wpp = _projected_wpp(pair.x, pair.y, pair.a, pair.b, theta, p, chunk_size).mean()
     else:  # POT's numpy path (the sort is faster than torch's on CPU); same numbers
@@ -123,6 +127,7 @@ def max_sliced_wasserstein(
     lr: float = 0.1,
     x_weights: Any = None,
     y_weights: Any = None,
+    device: Any = None,
 ) -> float | torch.Tensor:
     r"""Max-sliced p-Wasserstein distance with the direction optimized on the sphere.
 
@@ -148,6 +153,8 @@ def max_sliced_wasserstein(
     lr : float, default 0.1
         Adam step size on the direction.
     x_weights, y_weights : optional sample weights
+    device : str or torch.device, optional
+        Where to compute ('cpu', 'cuda', 'cuda:N', 'auto'); default: the inputs' device (CPU for numpy).
 
     Returns
     -------
@@ -167,7 +174,8 @@ def max_sliced_wasserstein(
     n_iter = check_steps(n_iter, "n_iter", low=0)
     n_starts = check_int(n_starts, "n_starts", low=1, high=MAX_PROJECTIONS)
     lr = check_lr(lr, "lr")
-    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True)
+    pair = prepare_pair(x, y, x_weights=x_weights, y_weights=y_weights, min_samples=2, rescale=True,
+                        device=device)
     xd, yd = pair.x.detach(), pair.y.detach()
     ad = None if pair.a is None else pair.a.detach()
     bd = None if pair.b is None else pair.b.detach()
