@@ -170,3 +170,16 @@ def test_device_argument(name):
     if torch.cuda.is_available():
         # another BLAS and reduction order: float64 agreement to ~1e-12, far above any device bug
         assert call(x, y, device="cuda") == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_uncertainty_helpers_pass_device_through():
+    from latentdist.distances import bootstrap, two_sample_test
+
+    x, y = _samples(6, 40, 40, 3)
+    # device= takes the per-permutation path (mmd2 on that device); same seeded permutations
+    fast = two_sample_test(x, y, "mmd", n_permutations=30, progress=False)
+    moved = two_sample_test(x, y, "mmd", n_permutations=30, progress=False, device="cpu")
+    assert moved.p_value == fast.p_value
+    assert moved.statistic == pytest.approx(fast.statistic, rel=1e-9)
+    with pytest.raises(ValueError, match="device"):
+        bootstrap(x, y, "mmd", n_boot=2, progress=False, device="nonsense")

@@ -248,7 +248,9 @@ def two_sample_test(
     xn, yn = to_numpy(x), to_numpy(y)
     z, n = np.concatenate([xn, yn]), len(xn)
     rng = make_rng(seed)
-    if statistic in ("mmd", "energy") and len(z) <= 5000 and "x_weights" not in kw and "y_weights" not in kw:
+    # The fast path is numpy on the CPU: device= (and the weights) take the per-permutation path.
+    fast = not any(k in kw for k in ("x_weights", "y_weights", "device"))
+    if statistic in ("mmd", "energy") and len(z) <= 5000 and fast:
         kw = dict(kw)
         kernel = "energy" if statistic == "energy" else kw.pop("kernel", "gaussian")
         unbiased = kw.pop("unbiased", True)
