@@ -3,6 +3,7 @@
 ::
 
     latentdist repro [--quick | --full] [--only R2 R3] [--out DIR] [--no-cache]
+                     [--workers N] [--backend {serial,processes,ray}] [--address HOST:PORT]
     latentdist distance --latent gaussian --data spiral --family mlp --width 32 --distance w2
     latentdist datasets
     latentdist --version
@@ -84,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", metavar="DIR", help="output directory for figures and numbers")
     rep.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
     rep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    rep.add_argument("--workers", type=_int_at_least("--workers", 1), default=1,
+                     help="local worker processes for the claims' tasks (default 1: this process); each "
+                          "worker gets cores/N BLAS and torch threads")
+    rep.add_argument("--backend", choices=("serial", "processes", "ray"), default=None,
+                     help="where tasks run: serial, local processes (default when --workers > 1) or a Ray "
+                          "cluster (pip install 'latentdist[ray]')")
+    rep.add_argument("--address", metavar="HOST:PORT", default=None,
+                     help="Ray cluster to join (--backend ray; 'auto' for the one this machine is in; "
+                          "default: start a local Ray instance)")
 
     dist = sub.add_parser("distance", help="estimate D_G(P_z, P_x) for one latent, dataset and family")
     dist.add_argument("--latent", default="gaussian", choices=LATENTS, help="latent distribution")
@@ -110,11 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_repro(args: argparse.Namespace) -> int:
     from latentdist.data.mnist import MNISTUnavailableError
     from latentdist.experiments.runner import run_all
+    from latentdist.tasks import make_executor
 
     mode = args.mode or "quick"
+    backend = args.backend or ("processes" if args.workers > 1 else "serial")
+    if args.address is not None and backend != "ray":
+        print("latentdist repro: error: argument --address: only used with --backend ray", file=sys.stderr)
+        return 2
+    try:
+        executor = make_executor(backend, workers=args.workers, address=args.address)
+    except ImportError as exc:  # --backend ray without Ray installed
+        print(f"latentdist: error: {exc}", file=sys.stderr)
+        return 1
     try:  # run_all fetches MNIST first when a claim needs it, and stops with one message when it cannot
-        results = run_all(args.only, mode, out=args.out, use_cache=not args.no_cache,
-                          progress=not args.no_progress, log=print)
+        with executor:
+            results = run_all(args.only, mode, out=args.out, use_cache=not args.no_cache,
+                              progress=not args.no_progress, log=print, executor=executor)
     except MNISTUnavailableError as exc:
         print(f"latentdist: error: {exc}", file=sys.stderr)
         return 1

@@ -86,6 +86,7 @@ def complexity_profile(
     progress: bool = True,
     distance_kwargs: dict | None = None,
     return_results: bool = False,
+    executor: Any = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, dict]:
     r"""Capacity profile: :math:`D_{G_c,d}(P_z, P_x)` for every latent and every capacity c.
 
@@ -108,6 +109,9 @@ def complexity_profile(
         split, floor and restart seeds.
     return_results : bool
         Also return the full results, a dict ``(latent name, row index) -> LatentDistanceResult``.
+    executor : latentdist.tasks.Executor, optional
+        Fit the latents as parallel tasks (one per latent) on this executor, e.g.
+        ``ProcessExecutor(workers=2)``; the numbers are the same as without it.
 
     Returns
     -------
@@ -138,8 +142,17 @@ def complexity_profile(
                            device=device, progress=progress)
     split = make_split(data, settings, seed)
     rows, results = [], {}
-    for name, lat in progress_bar(named.items(), progress=progress and len(named) > 1, desc="latents"):
-        res = estimate_families(lat, split, families, settings)
+    if executor is None:
+        fits = [estimate_families(lat, split, families, settings)
+                for lat in progress_bar(named.values(), progress=progress and len(named) > 1, desc="latents")]
+    else:  # one task per latent: every latent's fit depends only on the shared split and seeds
+        from latentdist.tasks import Task, run_tasks
+
+        tasks = [Task(estimate_families, {}, name=f"profile-{name}",
+                      context={"latent": lat, "split": split, "families": families, "settings": settings})
+                 for name, lat in named.items()]
+        fits = run_tasks(tasks, executor=executor, progress=progress and len(named) > 1, desc="latents")
+    for name, res in zip(named, fits, strict=True):
         for fam, r in zip(families, res, strict=True):
             results[(name, len(rows))] = r
             rows.append({"latent": name, "family": fam.label(), "capacity": float(fam.capacity),

@@ -58,14 +58,16 @@ def test_repro_uses_runner(monkeypatch, tmp_path, capsys):
 
     seen = {}
 
-    def fake_run_all(claims, mode, *, out, use_cache, progress, log):
-        seen.update(claims=claims, mode=mode, out=out, use_cache=use_cache)
+    def fake_run_all(claims, mode, *, out, use_cache, progress, log, executor):
+        seen.update(claims=claims, mode=mode, out=out, use_cache=use_cache, executor=type(executor).__name__)
         log("R2 fake: computed")
         return {"R2": None}
 
     monkeypatch.setattr(runner, "run_all", fake_run_all)
     assert cli.main(["repro", "--only", "R2", "R3", "--out", str(tmp_path), "--no-cache"]) == 0
-    assert seen == {"claims": ["R2", "R3"], "mode": "quick", "out": str(tmp_path), "use_cache": False}
+    assert seen == {"claims": ["R2", "R3"], "mode": "quick", "out": str(tmp_path), "use_cache": False,
+                    "executor": "SerialExecutor"}
+    assert cli.main(["repro", "--workers", "2"]) == 0 and seen["executor"] == "ProcessExecutor"
     assert cli.main(["repro", "--full"]) == 0
     assert seen["mode"] == "full" and seen["claims"] is None and seen["use_cache"] is True
     assert "R2 fake" in capsys.readouterr().out

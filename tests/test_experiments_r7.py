@@ -137,25 +137,30 @@ TINY = {"n_seeds": 2, "n_train": 160, "n_val": 48, "n_eval": 64, "encoder_channe
                    "wae": {"lam": [1.0, 10.0]}}}
 
 
-def test_cached_unit_resumes_per_network_and_seed(tmp_path, monkeypatch):
-    from latentdist.experiments import r7_models
+def test_unit_tasks_resume_per_network_and_seed(tmp_path, monkeypatch):
+    from latentdist.experiments import r7_peers
 
-    monkeypatch.setattr(r7_models, "cache_root", lambda *parts: tmp_path)
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path))
     calls = []
 
-    def fn():
-        calls.append(1)
-        return {"rows": len(calls)}
+    def fake_unit(kind, hp, data, feats, ref, config, seed, progress):
+        calls.append((kind, seed))
+        return [{"model": kind, "seed": seed, "n": len(calls)}], {}
 
+    monkeypatch.setattr(r7_peers, "_unit", fake_unit)
     cfg = {"unit_cache": True, "a": 1}
-    assert r7_models.cached_unit("R7", cfg, 1, "vae", 0, fn) == {"rows": 1}
-    assert r7_models.cached_unit("R7", cfg, 1, "vae", 0, fn) == {"rows": 1}  # read back, not recomputed
-    assert len(calls) == 1
-    r7_models.cached_unit("R7", cfg, 1, "vae", 1, fn)  # another seed, another unit
-    r7_models.cached_unit("R7", {**cfg, "a": 2}, 1, "vae", 0, fn)  # another config, another unit
-    r7_models.cached_unit("R7", cfg, 2, "vae", 0, fn)  # another code version, another unit
+
+    def run(cfg, kind="vae", seed=0, hp=None):
+        task = r7_peers._task(cfg, kind, kind, hp or {"beta": 1.0}, seed, {}, None, {}, False)
+        return r7_peers._run(cfg, [task], False)[0]
+
+    assert run(cfg) == run(cfg) and len(calls) == 1  # read back, not recomputed
+    assert list((tmp_path / "experiments" / "R7-units").glob("R7-vae-0-*.pkl"))
+    run(cfg, seed=1)               # another seed, another unit
+    run({**cfg, "a": 2})           # another config, another unit
+    run(cfg, hp={"beta": 2.0})     # other hyper-parameters, another unit
     assert len(calls) == 4
-    r7_models.cached_unit("R7", {**cfg, "unit_cache": False}, 1, "vae", 0, fn)  # off: always computed
+    run({**cfg, "unit_cache": False})  # off: always computed
     assert len(calls) == 5
 
 

@@ -6,14 +6,18 @@ rules read nothing but the table.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from latentdist.experiments import r1_distance, r2_complexity, r3_optimal, r4_gan, r6_baselines
-from latentdist.experiments._common import Verdict, bootstrap_ci, cached_unit
+from latentdist.experiments._common import (
+    Verdict,
+    bootstrap_ci,
+    claim_task,
+    run_claim_tasks,
+    unit_config,
+)
 
 # ------------------------------------------------------------------------------------------------ R1
 
@@ -192,24 +196,31 @@ def test_bootstrap_ci_covers_the_mean_and_rejects_nan():
         bootstrap_ci([0.1, np.nan])
 
 
-def test_cached_unit_resumes_and_never_reuses_another_config(tmp_path):
+def test_claim_tasks_resume_and_never_reuse_another_config(tmp_path):
     calls = []
 
-    def work():
-        calls.append(1)
-        return {"rows": [{"v": np.float64(0.5)}], "z": np.array([[1.0, 2.0]])}
+    def work(cfg, seed, progress):
+        calls.append(seed)
+        return {"rows": [{"v": np.float64(0.5) + seed}], "z": np.array([[1.0, 2.0000001]])}
+
+    def run(cfg, version=1, seed=0):
+        own = unit_config(cfg)
+        return run_claim_tasks(cfg, "R9", [claim_task(cfg, "R9", version, "unit-a", work, False, cfg=own,
+                                                      seed=seed)], False)[0]
 
     cfg = {"seed": 0, "unit_dir": str(tmp_path)}
-    first = cached_unit(cfg, "R9", 1, "unit-a", work)
-    again = cached_unit(cfg, "R9", 1, "unit-a", work)
+    first, again = run(cfg), run(cfg)
+    # stored units are the JSON round trip (arrays as lists rounded to 6 decimals), fresh or read back
     assert first == again == {"rows": [{"v": 0.5}], "z": [[1.0, 2.0]]} and len(calls) == 1
-    files = list((tmp_path / "R9").glob("unit-a-*.json"))
-    assert len(files) == 1 and json.loads(files[0].read_text()) == first
-    cached_unit({**cfg, "seed": 1}, "R9", 1, "unit-a", work)  # another config: recomputed
-    cached_unit(cfg, "R9", 2, "unit-a", work)                 # another version: recomputed
-    assert len(calls) == 3
-    cached_unit({"seed": 0, "unit_dir": None}, "R9", 1, "unit-a", work)  # quick mode: no files
+    assert len(list((tmp_path / "R9").glob("R9-unit-a-*.pkl"))) == 1
+    run({**cfg, "seed": 1})  # another config: recomputed
+    run(cfg, version=2)      # another version: recomputed
+    run(cfg, seed=1)         # another task argument: recomputed
     assert len(calls) == 4
+    run({**cfg, "unit_dir": str(tmp_path / "elsewhere")})  # where units live is not in the key ...
+    assert len(calls) == 5  # ... but a folder without the unit computes it
+    quick = run({"seed": 0, "unit_dir": None})  # quick mode: no files, the result as computed
+    assert len(calls) == 6 and isinstance(quick["z"], np.ndarray)
 
 
 def test_topology_latents_share_topology_not_coordinates():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from latentdist.generators import MLP, Family, LipschitzMLP
+from latentdist.tasks import Task, run_tasks
 
 __all__ = ["make_family", "estimate_row", "estimate", "family_at", "Verdict", "STATUSES", "graded",
-           "require_columns", "bootstrap_ci", "generator_params", "latent_params", "cached_unit",
-           "particles_of", "particle_latent", "log_ticks_at"]
+           "require_columns", "bootstrap_ci", "generator_params", "latent_params", "unit_config",
+           "claim_task", "run_claim_tasks", "particles_of", "particle_latent", "log_ticks_at"]
 
 
 def make_family(kind: str, capacity: float, width: int, depth: int) -> Family:
@@ -163,29 +163,38 @@ def latent_params(latent: Any) -> int:
 
 # ------------------------------------------------------------------------------------ resumable units
 
-def cached_unit(config: dict, claim: str, version: int, name: str, fn: Callable[[], Any]) -> Any:
-    """Run one unit of work (an anchor, a seed) or read its JSON from ``config['unit_dir']``.
+def unit_config(config: dict) -> dict:
+    """The claim config a task sees and hashes: everything but ``unit_dir`` (where units are kept does
+    not change what they compute)."""
+    return {k: v for k, v in config.items() if k != "unit_dir"}
 
-    Full mode sets ``unit_dir`` (under ``figures/``), so a long run interrupted half-way resumes from the
-    units already written, and the units can be committed. The file name carries a hash of the claim's
-    whole configuration (minus ``unit_dir``) and ``version``: a changed config never reuses stale units.
-    ``fn`` must return something JSON can hold (rows as dicts of floats/str, arrays as nested lists).
-    Without ``unit_dir`` (quick mode, tests) ``fn`` simply runs.
+
+def claim_task(config: dict, claim: str, version: int, name: str, fn: Callable[..., Any], progress: bool,
+               /, **args: Any) -> Task:
+    """One unit of a claim (an anchor, a seed, a profile) as a :class:`~latentdist.tasks.Task`.
+
+    The task calls ``fn(**args, progress=progress)``. ``args`` (JSON-like: pass the claim config through
+    :func:`unit_config`) is the task's identity and is hashed, with ``claim``, ``name`` and ``version``,
+    into its cache key: a changed config never reuses stale units. When ``config`` keeps units
+    (``unit_dir``), the result is returned as the JSON round trip a unit file holds (arrays as nested
+    lists rounded to 6 decimals) whether it was computed now or read back, so a resumed run gives the
+    same numbers as an uninterrupted one; without ``unit_dir`` it is returned as computed.
     """
-    unit_dir = config.get("unit_dir")
-    if not unit_dir:
-        return fn()
-    cfg = {k: v for k, v in config.items() if k != "unit_dir"}
-    digest = hashlib.sha256(json.dumps([claim, version, cfg], sort_keys=True, default=str).encode())
-    path = Path(unit_dir) / claim / f"{name}-{digest.hexdigest()[:10]}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    out = json.loads(json.dumps(fn(), default=_jsonable))  # the same object a later resume reads
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)  # atomic: a killed run never leaves half a unit behind
-    return out
+    fn = partial(_json_result, fn) if config.get("unit_dir") else fn
+    return Task(fn, args, name=f"{claim}-{name}", version=version, context={"progress": progress})
+
+
+def run_claim_tasks(config: dict, claim: str, tasks: list[Task], progress: bool) -> list:
+    """Results of a claim's tasks on the current executor (:func:`latentdist.tasks.use_executor`), each
+    cached under ``config['unit_dir']/<claim>/`` when the config sets ``unit_dir`` (full mode: a long run
+    interrupted half-way resumes from the units already written, and they can be committed); without it
+    (quick mode, tests) every task runs."""
+    root = Path(config["unit_dir"]) / claim if config.get("unit_dir") else None
+    return run_tasks(tasks, store=root, progress=progress, desc=f"{claim} units")
+
+
+def _json_result(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    return json.loads(json.dumps(fn(**kwargs), default=_jsonable))  # the same object a resume reads
 
 
 def _jsonable(obj: Any) -> Any:

@@ -22,11 +22,13 @@ from scipy.stats import norm
 
 from latentdist.experiments._common import (
     Verdict,
-    cached_unit,
+    claim_task,
     estimate,
     estimate_row,
     load_toy,
     require_columns,
+    run_claim_tasks,
+    unit_config,
 )
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
@@ -297,11 +299,11 @@ def _properties(cfg: dict, rows: list[dict], seed: int, progress: bool) -> list[
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """Estimate every anchor against its oracle and check P1–P6; see the module docstring."""
     seed = config["seed"]
-    rows = []
-    for part, latent, capacity in _anchors(config):
-        name = f"{part}-{latent}-c{capacity:g}"
-        unit = lambda p=part, lt=latent, c=capacity: _anchor(config, p, lt, c, seed, progress)  # noqa: E731
-        rows.append(cached_unit(config, CLAIM, VERSION, name, unit))
+    own = unit_config(config)
+    tasks = [claim_task(config, CLAIM, VERSION, f"{part}-{latent}-c{capacity:g}", _anchor, progress,
+                        cfg=own, part=part, latent_name=latent, capacity=capacity, seed=seed)
+             for part, latent, capacity in _anchors(config)]
+    rows = run_claim_tasks(config, CLAIM, tasks, progress)
     tol = config["tolerance"]
     table = add_match_columns(pd.DataFrame(rows), tol["k"], tol["rel"])
     table["abs_error"] = (table["value"] - table["closed_form"]).abs()

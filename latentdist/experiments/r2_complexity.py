@@ -26,7 +26,7 @@ import pandas as pd
 
 from latentdist.experiments._common import (
     Verdict,
-    cached_unit,
+    claim_task,
     family_at,
     generator_params,
     latent_params,
@@ -35,6 +35,8 @@ from latentdist.experiments._common import (
     particle_latent,
     particles_of,
     require_columns,
+    run_claim_tasks,
+    unit_config,
 )
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
@@ -68,7 +70,7 @@ def topology_latent(name: str, spec: dict) -> object:
 
 
 def _search(config: dict, spec: dict, progress: bool) -> list:
-    """The d = 1 optimal particles, searched on a split the profiles never see (one cached unit)."""
+    """The d = 1 optimal particles, searched on a split the profiles never see (one task)."""
     from latentdist.generators import MLP
     from latentdist.optimal import optimal_latent
 
@@ -81,24 +83,21 @@ def _search(config: dict, spec: dict, progress: bool) -> list:
     return particles_of(opt.latent).tolist()
 
 
-def _latents(config: dict, key: str, spec: dict, progress: bool, memo: dict) -> dict:
+def _latents(spec: dict, found: list) -> dict:
+    """The three latents of a profile; ``found`` is the dataset's searched d = 1 particles (a task)."""
     from latentdist.latents import Gaussian, normalize
 
-    if key not in memo:  # one search per dataset and process, also without unit files (quick mode)
-        search = lambda: _search(config, spec, progress)  # noqa: E731
-        memo[key] = cached_unit(config, CLAIM, VERSION, f"search-{key}", search)
-    found = memo[key]
     return {"gaussian": normalize(Gaussian(2), "moment"), "topology": topology_latent(spec["name"], spec),
             "optimal1d": particle_latent(found)}
 
 
-def _profile(config: dict, key: str, spec: dict, distance: str, mult: int, progress: bool,
-             memo: dict) -> list[dict]:
-    """One (dataset, distance, budget) profile over every latent and width (one cached unit)."""
+def _profile(config: dict, key: str, spec: dict, distance: str, mult: int, found: list,
+             progress: bool) -> list[dict]:
+    """One (dataset, distance, budget) profile over every latent and width (one task)."""
     from latentdist.profile import complexity_profile
 
     _, x = load_toy(spec, config["n"], config["seed"], config["noise"])
-    latents = _latents(config, key, spec, progress, memo)
+    latents = _latents(spec, found)
     families = family_at(config["family"], config["capacities"], config["width"], config["depth"])
     prof = complexity_profile(
         latents, x, families, distance, n_restarts=config["restarts"], steps=config["steps"] * mult,
@@ -166,11 +165,17 @@ def verdict(table: pd.DataFrame) -> Verdict:
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """Capacity profiles per dataset, distance and budget, and their ε-complexities."""
-    rows, memo = [], {}
-    for key, dist, mult in _units(config):
-        spec = config["datasets"][key]
-        unit = lambda k=key, s=spec, d=dist, m=mult: _profile(config, k, s, d, m, progress, memo)  # noqa: E731
-        rows += cached_unit(config, CLAIM, VERSION, f"profile-{key}-{dist}-x{mult}", unit)
+    own, units = unit_config(config), _units(config)
+    # stage 1: one d = 1 latent search per dataset; stage 2: the profiles, each given its dataset's search
+    keys = list(dict.fromkeys(key for key, _, _ in units))
+    searches = [claim_task(config, CLAIM, VERSION, f"search-{k}", _search, progress, config=own,
+                           spec=config["datasets"][k]) for k in keys]
+    found = dict(zip(keys, run_claim_tasks(config, CLAIM, searches, progress), strict=True))
+    tasks = [claim_task(config, CLAIM, VERSION, f"profile-{key}-{dist}-x{mult}", _profile, progress,
+                        config=own, key=key, spec=config["datasets"][key], distance=dist, mult=mult,
+                        found=found[key])
+             for key, dist, mult in units]
+    rows = [row for unit in run_claim_tasks(config, CLAIM, tasks, progress) for row in unit]
     table = pd.DataFrame(rows)
     eps = eps_table(table, config["eps_k"])
     v = verdict(eps)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from latentdist.experiments._common import (
     Verdict,
-    cached_unit,
+    claim_task,
     estimate,
     estimate_row,
     generator_params,
@@ -28,7 +28,9 @@ from latentdist.experiments._common import (
     make_family,
     particles_of,
     require_columns,
+    run_claim_tasks,
     standard_latents,
+    unit_config,
 )
 from latentdist.experiments.io import save_figure
 from latentdist.experiments.result import ExperimentResult
@@ -152,13 +154,14 @@ def verdict(table: pd.DataFrame) -> Verdict:
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """Search the optimal latent per dataset and seed; compare its D and shape with the baselines."""
-    rows, found = [], {}
-    for key, spec in config["datasets"].items():
-        for s in range(config["search_seeds"]):
-            unit = lambda k=key, sp=spec, s=s: _seed_unit(config, k, sp, s, progress)  # noqa: E731
-            out = cached_unit(config, CLAIM, VERSION, f"{key}-seed{s}", unit)
-            rows += out["rows"]
-            found.setdefault(key, np.asarray(out["particles"], dtype=float))
+    rows, found, own = [], {}, unit_config(config)
+    units = [(key, spec, s) for key, spec in config["datasets"].items()
+             for s in range(config["search_seeds"])]
+    tasks = [claim_task(config, CLAIM, VERSION, f"{key}-seed{s}", _seed_unit, progress, config=own, key=key,
+                        spec=spec, s=s) for key, spec, s in units]
+    for (key, _, _), out in zip(units, run_claim_tasks(config, CLAIM, tasks, progress), strict=True):
+        rows += out["rows"]
+        found.setdefault(key, np.asarray(out["particles"], dtype=float))
     table = pd.DataFrame(rows)
     agg = table.groupby(["dataset", "latent"])["value"].agg(["mean", "std"])
     v = verdict(table)

@@ -22,13 +22,15 @@ from latentdist._validation import to_numpy
 from latentdist.experiments._common import (
     Verdict,
     bootstrap_ci,
-    cached_unit,
+    claim_task,
     data_affine,
     load_toy,
     log_ticks_at,
     particle_latent,
     particles_of,
     require_columns,
+    run_claim_tasks,
+    unit_config,
 )
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
@@ -93,10 +95,7 @@ def _gan_unit(config: dict, env: dict, latent_name: str, width: int, rep: int, p
     if latent_name == "gaussian":
         latent, prior_params = normalize(Gaussian(config["latent_dim"]), "moment"), 0
     else:
-        if width not in env["found"]:  # one search per width and process, also without unit files
-            env["found"][width] = cached_unit(config, CLAIM, VERSION, f"latent-w{width}",
-                                              lambda: _data_latent(env["x"], config, width, progress))
-        found = env["found"][width]
+        found = env["found"][width]  # searched by a task of its own, see compute
         z = to_numpy(particle_latent(found).sample(len(env["x"]), seed=seed + 1))
         latent = fit_prior(z, config["prior"])
         prior_params = prior_parameter_count(latent)
@@ -109,6 +108,21 @@ def _gan_unit(config: dict, env: dict, latent_name: str, width: int, rep: int, p
            "prior_params": prior_params, "total_params": gen_params + prior_params,
            **_evaluate(samples, env["x_eval"], env["modes"], env["mode_std"], seed)}
     return {"row": row, "samples": samples[:500]}
+
+
+def _search_task(config: dict, width: int, progress: bool) -> list:
+    """Task: the data-dependent latent's particles at ``width``."""
+    return _data_latent(_setup(config)["x"], config, width, progress)
+
+
+def _gan_task(config: dict, latent_name: str, width: int, rep: int, found: list | None, progress: bool,
+              seed: int | None = None) -> dict:
+    """Task: one GAN unit; ``found`` is the width's searched latent (data-dependent only), ``seed``
+    replaces the config's seed for training and scoring (the tuning run), not for the data."""
+    env = _setup(config)
+    env["found"][width] = found
+    cfg = config if seed is None else {**config, "seed": seed}
+    return _gan_unit(cfg, env, latent_name, width, rep, progress)
 
 
 def paired_differences(table: pd.DataFrame, metric: str = KEY_METRIC, seed: int = 0) -> pd.DataFrame:
@@ -153,21 +167,28 @@ def verdict(table: pd.DataFrame) -> Verdict:
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """Train the GANs and score their samples; see the module docstring."""
-    env = _setup(config)
+    env, own, widths = _setup(config), unit_config(config), config["widths"]
+    # stage 1: the data-dependent latent searched once per width; stage 2: every GAN, and the recipe
+    # check (the widest Gaussian GAN on a seed that no reported number uses) as the last task
+    searches = [claim_task(config, CLAIM, VERSION, f"latent-w{w}", _search_task, progress, config=own,
+                           width=w) for w in widths]
+    found = dict(zip(widths, run_claim_tasks(config, CLAIM, searches, progress), strict=True))
+    units = [(name, width, rep) for rep in range(config["seeds"]) for name in ("data-dependent", "gaussian")
+             for width in widths]
+    tasks = [claim_task(config, CLAIM, VERSION, f"{name}-w{width}-seed{rep}", _gan_task, progress,
+                        config=own, latent_name=name, width=width, rep=rep,
+                        found=found[width] if name == "data-dependent" else None)
+             for name, width, rep in units]
+    tasks.append(claim_task(config, CLAIM, VERSION, "tuning", _gan_task, progress, config=own,
+                            latent_name="gaussian", width=max(widths), rep=0, found=None,
+                            seed=config["tune_seed"]))
+    *outs, tune = run_claim_tasks(config, CLAIM, tasks, progress)
+    tune = tune["row"]
     rows, samples_for_plot = [], {}
-    for rep in range(config["seeds"]):
-        for name in ("data-dependent", "gaussian"):
-            for width in config["widths"]:
-                unit = lambda n=name, w=width, r=rep: _gan_unit(config, env, n, w, r, progress)  # noqa: E731
-                out = cached_unit(config, CLAIM, VERSION, f"{name}-w{width}-seed{rep}", unit)
-                rows.append(out["row"])
-                if rep == 0:
-                    samples_for_plot[f"{name} (width {width})"] = np.asarray(out["samples"])
-    # the recipe check, on a seed that no reported number uses
-    tune_cfg = {**config, "seed": config["tune_seed"]}
-    widest = max(config["widths"])
-    tune = cached_unit(config, CLAIM, VERSION, "tuning",
-                       lambda: _gan_unit(tune_cfg, env, "gaussian", widest, 0, progress))["row"]
+    for (name, width, rep), out in zip(units, outs, strict=True):
+        rows.append(out["row"])
+        if rep == 0:
+            samples_for_plot[f"{name} (width {width})"] = np.asarray(out["samples"])
     table = pd.DataFrame(rows)
     v = verdict(table)
     diffs = pd.concat([paired_differences(table, m) for m in ("w2", "mmd", "coverage")], ignore_index=True)

@@ -15,13 +15,15 @@ import pandas as pd
 
 from latentdist.experiments._common import (
     Verdict,
-    cached_unit,
+    claim_task,
     estimate,
     estimate_row,
     load_toy,
     make_family,
     require_columns,
+    run_claim_tasks,
     standard_latents,
+    unit_config,
 )
 from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
@@ -56,11 +58,11 @@ def _unit(config: dict, key: str, spec: dict, dist: str, progress: bool) -> list
 
 def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """D per (dataset, distance, latent) and the per-distance verdicts."""
-    rows = []
-    for key, spec in config["datasets"].items():
-        for dist in config["distances"]:
-            unit = lambda k=key, sp=spec, d=dist: _unit(config, k, sp, d, progress)  # noqa: E731
-            rows += cached_unit(config, CLAIM, VERSION, f"{key}-{dist}", unit)
+    own = unit_config(config)
+    tasks = [claim_task(config, CLAIM, VERSION, f"{key}-{dist}", _unit, progress, config=own, key=key,
+                        spec=spec, dist=dist)
+             for key, spec in config["datasets"].items() for dist in config["distances"]]
+    rows = [row for unit in run_claim_tasks(config, CLAIM, tasks, progress) for row in unit]
     result = ExperimentResult(CLAIM, pd.DataFrame(rows), {}, extras={})
     _derive(result)
     return result

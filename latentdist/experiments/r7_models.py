@@ -17,22 +17,18 @@ differ between latents, so latents are ranked by the excess). Ex-post GMMs are f
 codes with the component count chosen on the validation codes' likelihood (R5's rule); flows likewise on
 standardised codes.
 
-With ``unit_cache`` each (network, seed) unit is cached on disk once scored, so an interrupted full run
-resumes per model and seed.
+With ``unit_cache`` each (network, seed) unit is a task (:mod:`latentdist.tasks`) cached on disk once
+scored, so an interrupted full run resumes per model and seed (see ``r7_peers._run``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
 import numpy as np
 
-from latentdist._io import cache_root
-from latentdist.experiments.cache import config_hash, load_file, store_file
-
-__all__ = ["NETWORKS", "MODELS", "decoder_family", "train_network", "score_network", "cached_unit"]
+__all__ = ["NETWORKS", "MODELS", "decoder_family", "train_network", "score_network"]
 
 #: network kind -> the models (rows of the table) it is sampled as
 NETWORKS = {
@@ -190,18 +186,3 @@ def score_network(kind: str, net, seconds: float, data: dict, feats, ref: dict, 
         rows.append({**row, **base, "prior_params": int(prior_parameter_count(prior))})
         grids[model] = fake[:64, 0]
     return rows, grids
-
-
-def cached_unit(claim: str, config: dict, version: int, kind: str, seed: int, fn):
-    """``fn()`` for one (network, seed) unit, cached on disk (when ``config['unit_cache']``) under
-    ``cache_root('experiments', '<claim>-units')``, so an interrupted run resumes per model and seed."""
-    if not config.get("unit_cache", False):
-        return fn()
-    key = config_hash(claim, {"config": config, "network": kind, "seed": seed}, version)
-    path = cache_root("experiments", f"{claim}-units") / f"{kind}-{seed}-{key}.pkl"
-    out = load_file(path)  # digest-checked; a damaged unit warns and is recomputed
-    if out is None:
-        out = fn()
-        with contextlib.suppress(OSError):  # an unwritable cache was already reported by the runner
-            store_file(path, out)
-    return out

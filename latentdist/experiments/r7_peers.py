@@ -100,20 +100,22 @@ def _tune(config: dict, data: dict, feats, ref: dict, progress: bool) -> tuple[d
     """Each network's hyper-parameters: a grid of one parameter, chosen on the first seed by the
     validation sample FID of the network's first model (never on test images). Returns the choices, the
     validation scores and the first seed's scored units of the chosen values (reused, not retrained)."""
-    from latentdist.experiments.r7_models import NETWORKS, cached_unit
+    from latentdist.experiments.r7_models import NETWORKS
 
     seed = config["seed"]
     choices, scores, reuse = {kind: {} for kind in NETWORKS}, {}, {}
-    for kind, grid in config["tuning"].items():
-        (param, values), = grid.items()
+    grids = [(kind, *next(iter(grid.items()))) for kind, grid in config["tuning"].items()]
+    tuned = [(kind, param, v) for kind, param, values in grids if len(values) > 1 for v in values]
+    tasks = [_task(config, f"tune-{kind}-{param}-{v}", kind, {param: v}, seed, data, feats, ref, progress)
+             for kind, param, v in tuned]
+    done = dict(zip(tuned, _run(config, tasks, progress), strict=True))
+    for kind, param, values in grids:
         if len(values) == 1:
             choices[kind] = {param: values[0]}
             continue
-        units, fids = {}, {}
+        units = {v: done[(kind, param, v)] for v in values}
+        fids = {}
         for v in values:
-            def run(v=v, kind=kind, param=param):
-                return _unit(kind, {param: v}, data, feats, ref, config, seed, progress)
-            units[v] = cached_unit(CLAIM, config, VERSION, f"tune-{kind}-{param}-{v}", seed, run)
             first = [r for r in units[v][0] if r["model"] == NETWORKS[kind][0]][0]
             fids[v] = float(first["val_sample_fid"])
         best = min(fids, key=fids.get)
@@ -121,6 +123,28 @@ def _tune(config: dict, data: dict, feats, ref: dict, progress: bool) -> tuple[d
         scores[kind] = {"param": param, "chosen": best,
                         "val_sample_fid": {str(k): f for k, f in fids.items()}}
     return choices, scores, reuse
+
+
+def _task(config: dict, name: str, kind: str, hp: dict, seed: int, data: dict, feats, ref: dict,
+          progress: bool):
+    """One (network, hyper-parameters, seed) unit as a task: its identity is the config, the network, its
+    hyper-parameters and the seed; the data, feature network and reference features go along unhashed."""
+    from latentdist.tasks import Task
+
+    return Task(_unit, {"kind": kind, "hp": hp, "config": config, "seed": seed},
+                name=f"{CLAIM}-{name}-{seed}", version=VERSION,
+                context={"data": data, "feats": feats, "ref": ref, "progress": progress})
+
+
+def _run(config: dict, tasks: list, progress: bool) -> list:
+    """The tasks' results on the current executor, each cached (when ``config['unit_cache']``) under
+    ``cache_root('experiments', 'R7-units')`` once scored, so an interrupted run resumes per network and
+    seed."""
+    from latentdist._io import cache_root
+    from latentdist.tasks import run_tasks
+
+    store = cache_root("experiments", f"{CLAIM}-units") if config.get("unit_cache", False) else None
+    return run_tasks(tasks, store=store, progress=progress, desc=f"{CLAIM} units")
 
 
 def _calibration(data: dict, feats, ref: dict, config: dict) -> list[dict]:
@@ -142,20 +166,21 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     Seed ``s = seed + k`` fixes every network's initialisation and batch order (R5's data split is fixed),
     so within a seed all models are compared on the same data and paired across seeds.
     """
-    from latentdist.experiments.r7_models import NETWORKS, cached_unit
+    from latentdist.experiments.r7_models import NETWORKS
 
     data, feats, ref = _prepare(config, progress)
     choices, tuning, reuse = _tune(config, data, feats, ref, progress)
     seeds = [config["seed"] + k for k in range(config["n_seeds"])]
+    # the tuning run of a chosen value is that network's unit on the first seed: reused, not retrained
+    units = [(seed, kind) for seed in seeds for kind in NETWORKS
+             if not (seed == config["seed"] and kind in reuse)]
+    tasks = [_task(config, kind, kind, choices[kind], seed, data, feats, ref, progress)
+             for seed, kind in units]
+    done = dict(zip(units, _run(config, tasks, progress), strict=True))
     rows, grids = [], {}
     for seed in seeds:
         for kind in NETWORKS:
-            if seed == config["seed"] and kind in reuse:
-                r, g = reuse[kind]  # the tuning run of the chosen value is this very unit
-            else:
-                r, g = cached_unit(CLAIM, {**config, "choices": choices}, VERSION, kind, seed,
-                                   lambda kind=kind, seed=seed: _unit(kind, choices[kind], data, feats, ref,
-                                                                      config, seed, progress))
+            r, g = reuse[kind] if (seed, kind) not in done else done[(seed, kind)]
             rows += r
             if seed == seeds[0]:
                 grids.update(g)

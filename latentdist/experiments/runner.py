@@ -61,6 +61,7 @@ def run_experiment(
     use_cache: bool = True,
     progress: bool = True,
     write: bool = True,
+    executor: Any = None,
     **overrides: Any,
 ) -> ExperimentResult:
     """Run one claim's experiment, reusing a cached result for an identical configuration.
@@ -78,6 +79,8 @@ def run_experiment(
         Progress bars of the library calls.
     write : bool
         Write figures (``<claim>_*.png/.pdf``) and numbers (``<claim>.csv``, ``<claim>.json``).
+    executor : latentdist.tasks.Executor, optional
+        Where the claim's tasks run (serial by default; see :func:`latentdist.tasks.make_executor`).
     **overrides
         Configuration overrides, see :func:`latentdist.experiments.config.get_config`.
 
@@ -110,7 +113,7 @@ def run_experiment(
     if write:
         _check_out_dir(resolve_out_dir(mode, out))
     return _run_one(claim, mode, module, config, out=out, use_cache=use_cache, progress=progress,
-                    write=write, can_store=_cache_writable())
+                    write=write, can_store=_cache_writable(), executor=executor)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -130,16 +133,22 @@ def _cache_writable() -> bool:
 
 
 def _run_one(claim: str, mode: str, module: ModuleType, config: dict, *, out: str | os.PathLike | None,
-             use_cache: bool, progress: bool, write: bool, can_store: bool) -> ExperimentResult:
-    """Cache lookup, computation (stored only when ``can_store``) and output of one claim."""
+             use_cache: bool, progress: bool, write: bool, can_store: bool,
+             executor: Any = None) -> ExperimentResult:
+    """Cache lookup, computation (stored only when ``can_store``; its tasks on ``executor``) and output of
+    one claim."""
+    from latentdist.tasks import TASK_LOG, use_executor
+
     key = cache.config_hash(claim, config, module.VERSION)
     result = cache.load(claim, key) if use_cache else None
     if result is not None:
         result.cached = True
     else:
-        start = time.perf_counter()
-        result = module.compute(config, progress=progress)
+        start, first_task = time.perf_counter(), len(TASK_LOG)
+        with use_executor(executor):
+            result = module.compute(config, progress=progress)
         result.seconds = time.perf_counter() - start
+        result.tasks = TASK_LOG[first_task:]  # name and seconds of each task computed (not cached) now
         result.claim, result.config, result.key, result.cached = claim, config, key, False
         if can_store:
             try:
@@ -191,12 +200,15 @@ def run_all(
     use_cache: bool = True,
     progress: bool = True,
     log: Any = None,
+    executor: Any = None,
 ) -> dict[str, ExperimentResult]:
     """Run several claims in order and write ``repro_summary.json`` (seconds per claim, total).
 
     ``log`` is an optional callable taking one line of text (the CLI passes ``print``). An unwritable
     cache is handled as in :func:`run_experiment`, with a single warning for the whole run. Claims that
-    need MNIST get it first (:func:`require_mnist`), before anything is computed.
+    need MNIST get it first (:func:`require_mnist`), before anything is computed. ``executor`` (a
+    :class:`latentdist.tasks.Executor`) runs the claims' tasks; the summary lists each computed task's
+    seconds.
     """
     mode = resolve_mode(mode)
     claims = list(claims or CLAIMS)
@@ -212,7 +224,7 @@ def run_all(
         t0 = time.perf_counter()
         module = experiment_module(claim)
         res = _run_one(claim, mode, module, get_config(claim, mode), out=out_dir, use_cache=use_cache,
-                       progress=progress, write=True, can_store=can_store)
+                       progress=progress, write=True, can_store=can_store, executor=executor)
         results[claim] = res
         if log is not None:
             how = "cached" if res.cached else "computed"
@@ -222,7 +234,8 @@ def run_all(
     save_json(
         {"mode": mode, "claims": claims, "wall_seconds": total,
          "compute_seconds": {c: r.seconds for c, r in results.items()},
-         "cached": {c: r.cached for c, r in results.items()}},
+         "cached": {c: r.cached for c, r in results.items()},
+         "tasks": {c: getattr(r, "tasks", []) for c, r in results.items()}},
         out_dir, "repro_summary",
     )
     return results
