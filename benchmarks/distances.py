@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 import ot
+import torch
 
 from latentdist.distances import energy_distance, mmd2, sinkhorn_divergence, sliced_wasserstein, wasserstein
 from latentdist.distances import sinkhorn as sk
@@ -60,6 +61,21 @@ def measure(fn: Callable[[], object], repeats: int = 1) -> tuple[float, float, f
             fn()
             dt = min(dt, time.perf_counter() - t0)
     return dt, peak / 2**20, tm_peak / 2**20, out
+
+
+def gpu_ratio(fn, x: np.ndarray, y: np.ndarray, cpu_seconds: float) -> dict:
+    """GPU/CPU time ratio of ``fn`` on CUDA tensors (empty when no GPU: CPU results are the reference)."""
+    if not torch.cuda.is_available():
+        return {}
+    xg, yg = torch.as_tensor(x, device="cuda"), torch.as_tensor(y, device="cuda")
+    fn(xg[:100], yg[:100])  # warm-up (CUDA context, kernels)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    val = fn(xg, yg)
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {"gpu_seconds": round(dt, 2), "gpu_over_cpu_time": round(dt / cpu_seconds, 3),
+            "gpu_value": float(val)}
 
 
 def direct_calls(x: np.ndarray, y: np.ndarray, blur: float) -> dict[str, Callable[[], object] | None]:
@@ -133,6 +149,9 @@ def main() -> None:
                     line += f" {t2:9.2f} {t / t2:6.2f} {abs(float(val) - float(ref)):8.1e}"
                 else:
                     line += f" {'n/a':>9s}"
+                gpu = gpu_ratio(ours[name], x, y, t)  # CPU numbers stay the reference
+                if gpu:
+                    line += f"  gpu {gpu['gpu_seconds']:.2f} s, gpu/cpu {gpu['gpu_over_cpu_time']:.3f}"
                 print(line, flush=True)
 
 

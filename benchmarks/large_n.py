@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 import torch
+from distances import gpu_ratio  # benchmarks/distances.py: GPU/CPU time ratio when CUDA is available
 from distances import measure as _measure  # benchmarks/distances.py: time, VmHWM peak RSS, tracemalloc
 
 from latentdist.distances import mmd2, sinkhorn_divergence, sliced_wasserstein
@@ -70,21 +71,6 @@ def report(name: str, n: int, seconds: float, rss_mb: float, value: float, cpu: 
            "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "cpu_seconds": cpu, "value": value, "load1": round(os.getloadavg()[0], 1), **extra}
     print(json.dumps(row), flush=True)
-
-
-def gpu_ratio(fn, x: np.ndarray, y: np.ndarray, cpu_seconds: float) -> dict:
-    """GPU/CPU time ratio of ``fn`` on CUDA tensors (empty when no GPU: CPU results are the reference)."""
-    if not torch.cuda.is_available():
-        return {}
-    xg, yg = torch.as_tensor(x, device="cuda"), torch.as_tensor(y, device="cuda")
-    fn(xg[:100], yg[:100])  # warm-up (CUDA context, kernels)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    val = fn(xg, yg)
-    torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
-    return {"gpu_seconds": round(dt, 2), "gpu_over_cpu_time": round(dt / cpu_seconds, 3),
-            "gpu_value": float(val)}
 
 
 def main() -> None:
