@@ -10,7 +10,10 @@
    (split, noise floor, fits, selection and held-out evaluation).
 
 Wall-clock and process CPU time are both printed: on a shared machine the CPU-time ratio is the less
-load-dependent figure. ``--ot-threads`` sets ``latentdist.distances.minibatch.OT_THREADS`` (threads for the
+load-dependent figure. Each configuration also prints the achieved FLOP rate of the batched fit's matmuls
+(forward layers x 3 for forward + backward, plus the float64 cost matrices of the OT plans) per second of
+process CPU time, as a fraction of a 2048^3 float32 ``torch.matmul``'s rate measured in the same process.
+``--ot-threads`` sets ``latentdist.distances.minibatch.OT_THREADS`` (threads for the
 exact per-member assignment problems of w1/w2; default: the usable cores).
 
 Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble.py [--distance w2] [--config both]
@@ -35,7 +38,29 @@ from latentdist.profile import complexity_profile
 CAPACITY_WIDTHS = [4, 8, 16, 32, 64, 4, 8, 16, 32, 64, 4, 8, 16, 32, 64, 16]
 
 
-def compare(widths: list[int], label: str, x, args) -> None:
+def matmul_rate(size: int = 2048, repeats: int = 3) -> float:
+    """FLOP/s of a ``size``^3 float32 ``torch.matmul`` per second of process CPU time (best of 3)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        c0 = time.process_time()
+        torch.matmul(a, b)
+        best = min(best, time.process_time() - c0)
+    return 2.0 * size**3 / best
+
+
+def ensemble_flops(fams, dim: int, steps: int, batch: int, distance: str) -> float:
+    """Matmul FLOPs of a batched fit: 2 n in out per linear layer and member, x 3 for forward + backward
+    (the input gradient and the weight gradient each cost one forward matmul), plus one 2 n^2 D float64
+    cost matrix per member and step for the exact OT plans of w1/w2."""
+    layer = sum(2 * batch * p.shape[0] * p.shape[1] for fam in fams
+                for p in fam.build(dim, dim, seed=0).parameters() if p.ndim == 2)
+    plan = 2 * batch * batch * dim * len(fams) if distance in ("w1", "w2") else 0
+    return float(steps) * (3 * layer + plan)
+
+
+def compare(widths: list[int], label: str, x, args, peak: float) -> None:
     """Time the batched fit of ``widths`` against the loop of single fits and print the ratios."""
     fams = MLP(depth=2).at(widths)
     seeds = list(range(len(fams)))
@@ -52,6 +77,11 @@ def compare(widths: list[int], label: str, x, args) -> None:
           f"{sequential:.2f} s, speed-up {sequential / batched:.2f}x; CPU batched {batched_cpu:.1f} s, "
           f"sequential {sequential_cpu:.1f} s, ratio {sequential_cpu / batched_cpu:.2f}x; "
           f"load average {os.getloadavg()[0]:.1f}")
+    # Padded members compute at the widest width: count what the batched matmuls actually do.
+    padded = MLP(depth=2).at([max(widths)] * len(widths))
+    rate = ensemble_flops(padded, x.shape[1], args.steps, args.batch_size, args.distance) / batched_cpu
+    print(f"  batched matmul rate {rate / 1e9:.3f} GFLOP/s of CPU time = {100 * rate / peak:.2f}% of a "
+          f"2048^3 float32 matmul ({peak / 1e9:.1f} GFLOP/s, same process)")
 
 
 def main() -> None:
@@ -71,10 +101,11 @@ def main() -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     fit_ensemble(MLP(depth=2).at([4, 8]), [0, 1], Gaussian(2), ds.x, args.distance, steps=3,
                  progress=False)  # warm-up
+    peak = matmul_rate()
     if args.config in ("restarts", "both"):
-        compare([args.width] * 16, f"restarts: width {args.width}", ds.x, args)
+        compare([args.width] * 16, f"restarts: width {args.width}", ds.x, args, peak)
     if args.config in ("capacities", "both"):
-        compare(CAPACITY_WIDTHS, "capacities: widths 4-64, padded to 64", ds.x, args)
+        compare(CAPACITY_WIDTHS, "capacities: widths 4-64, padded to 64", ds.x, args, peak)
 
     if not args.skip_profile:
         t0 = time.perf_counter()
