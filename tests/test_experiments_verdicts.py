@@ -6,6 +6,8 @@ rules read nothing but the table.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -205,22 +207,22 @@ def test_claim_tasks_resume_and_never_reuse_another_config(tmp_path):
 
     def run(cfg, version=1, seed=0):
         own = unit_config(cfg)
-        return run_claim_tasks(cfg, "R9", [claim_task(cfg, "R9", version, "unit-a", work, False, cfg=own,
-                                                      seed=seed)], False)[0]
+        return run_claim_tasks(cfg, "R9", version, [claim_task(cfg, "R9", version, "unit-a", work, False,
+                                                               cfg=own, seed=seed)], False)[0]
 
     cfg = {"seed": 0, "unit_dir": str(tmp_path)}
     first, again = run(cfg), run(cfg)
     # stored units are the JSON round trip (arrays as lists rounded to 6 decimals), fresh or read back
     assert first == again == {"rows": [{"v": 0.5}], "z": [[1.0, 2.0]]} and len(calls) == 1
-    assert len(list((tmp_path / "R9").glob("R9-unit-a-*.pkl"))) == 1
+    files = list((tmp_path / "R9").glob("unit-a-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text()) == first
     run({**cfg, "seed": 1})  # another config: recomputed
     run(cfg, version=2)      # another version: recomputed
-    run(cfg, seed=1)         # another task argument: recomputed
-    assert len(calls) == 4
+    assert len(calls) == 3
     run({**cfg, "unit_dir": str(tmp_path / "elsewhere")})  # where units live is not in the key ...
-    assert len(calls) == 5  # ... but a folder without the unit computes it
+    assert len(calls) == 4  # ... but a folder without the unit computes it
     quick = run({"seed": 0, "unit_dir": None})  # quick mode: no files, the result as computed
-    assert len(calls) == 6 and isinstance(quick["z"], np.ndarray)
+    assert len(calls) == 5 and isinstance(quick["z"], np.ndarray)
 
 
 def test_topology_latents_share_topology_not_coordinates():

@@ -85,13 +85,12 @@ def test_killed_claim_run_recomputes_only_the_missing_tasks(tmp_path):
     units = tmp_path / "units"
     script = textwrap.dedent(f"""
         import os, signal
-        from latentdist import tasks
-        from latentdist.experiments import run_experiment
-        store = tasks.TaskStore.store
+        from latentdist.experiments import _common, run_experiment
+        store = _common.UnitStore.store
         def store_then_die(self, task, result):
             store(self, task, result)
             os.kill(os.getpid(), signal.SIGKILL)  # killed between two tasks
-        tasks.TaskStore.store = store_then_die
+        _common.UnitStore.store = store_then_die
         run_experiment("R6", "quick", write=False, progress=False, use_cache=False,
                        unit_dir={str(units)!r}, **{TINY_R6!r})
     """)
@@ -99,13 +98,13 @@ def test_killed_claim_run_recomputes_only_the_missing_tasks(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert len(list((units / "R6").glob("*.pkl"))) == 1  # the first task, whole; the second never started
+    assert len(list((units / "R6").glob("*.json"))) == 1  # the first task, whole; the second never started
 
     before = len(TASK_LOG)
     resumed = run_experiment("R6", "quick", write=False, progress=False, use_cache=False, unit_dir=str(units),
                              **TINY_R6)
     assert len(TASK_LOG) - before == 1  # only the missing task ran
-    assert len(list((units / "R6").glob("*.pkl"))) == 2
+    assert len(list((units / "R6").glob("*.json"))) == 2
     fresh = run_experiment("R6", "quick", write=False, progress=False, use_cache=False,
                            unit_dir=str(tmp_path / "other"), **TINY_R6)
     pd.testing.assert_frame_equal(resumed.table, fresh.table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,12 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentdist._io import atomic_write_text
 from latentdist.generators import MLP, Family, LipschitzMLP
-from latentdist.tasks import Task, run_tasks
+from latentdist.tasks import Task, TaskStore, run_tasks
 
 __all__ = ["make_family", "estimate_row", "estimate", "family_at", "Verdict", "STATUSES", "graded",
            "require_columns", "bootstrap_ci", "generator_params", "latent_params", "unit_config",
-           "claim_task", "run_claim_tasks", "particles_of", "particle_latent", "log_ticks_at"]
+           "claim_task", "run_claim_tasks", "UnitStore", "particles_of", "particle_latent", "log_ticks_at"]
 
 
 def make_family(kind: str, capacity: float, width: int, depth: int) -> Family:
@@ -184,13 +186,40 @@ def claim_task(config: dict, claim: str, version: int, name: str, fn: Callable[.
     return Task(fn, args, name=f"{claim}-{name}", version=version, context={"progress": progress})
 
 
-def run_claim_tasks(config: dict, claim: str, tasks: list[Task], progress: bool) -> list:
+class UnitStore(TaskStore):
+    """A claim's unit files: ``<unit_dir>/<claim>/<unit name>-<config hash>.json``, one per finished task.
+
+    JSON (not pickle), so the committed full-mode units stay readable and diffable; the hash is the first
+    10 hex digits of SHA-256 over ``[claim, version, unit_config(config)]`` and, with the unit name (which
+    names the task's own arguments: anchor, dataset, seed, ...), identifies the task: a changed config or
+    code version never reuses stale units. Written atomically: a killed run never leaves half a unit.
+    """
+
+    def __init__(self, config: dict, claim: str, version: int):
+        super().__init__(Path(config["unit_dir"]) / claim if config.get("unit_dir") else None)
+        text = json.dumps([claim, version, unit_config(config)], sort_keys=True, default=str)
+        self.claim, self.digest = claim, hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def path(self, task: Task) -> Path:
+        return self.root / f"{task.name.removeprefix(self.claim + '-')}-{self.digest}.json"
+
+    def load(self, task: Task) -> tuple[bool, Any]:
+        path = None if self.root is None else self.path(task)
+        if path is None or not path.is_file():
+            return False, None
+        return True, json.loads(path.read_text())
+
+    def store(self, task: Task, result: Any) -> None:
+        if self.root is not None:
+            atomic_write_text(self.path(task), json.dumps(result, indent=1))
+
+
+def run_claim_tasks(config: dict, claim: str, version: int, tasks: list[Task], progress: bool) -> list:
     """Results of a claim's tasks on the current executor (:func:`latentdist.tasks.use_executor`), each
-    cached under ``config['unit_dir']/<claim>/`` when the config sets ``unit_dir`` (full mode: a long run
-    interrupted half-way resumes from the units already written, and they can be committed); without it
-    (quick mode, tests) every task runs."""
-    root = Path(config["unit_dir"]) / claim if config.get("unit_dir") else None
-    return run_tasks(tasks, store=root, progress=progress, desc=f"{claim} units")
+    kept as a :class:`UnitStore` file when the config sets ``unit_dir`` (full mode: a long run interrupted
+    half-way resumes from the units already written, and they can be committed); without it (quick mode,
+    tests) every task runs."""
+    return run_tasks(tasks, store=UnitStore(config, claim, version), progress=progress, desc=f"{claim} units")
 
 
 def _json_result(fn: Callable[..., Any], **kwargs: Any) -> Any:

@@ -303,7 +303,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     tasks = [claim_task(config, CLAIM, VERSION, f"{part}-{latent}-c{capacity:g}", _anchor, progress,
                         cfg=own, part=part, latent_name=latent, capacity=capacity, seed=seed)
              for part, latent, capacity in _anchors(config)]
-    rows = run_claim_tasks(config, CLAIM, tasks, progress)
+    rows = run_claim_tasks(config, CLAIM, VERSION, tasks, progress)
     tol = config["tolerance"]
     table = add_match_columns(pd.DataFrame(rows), tol["k"], tol["rel"])
     table["abs_error"] = (table["value"] - table["closed_form"]).abs()

@@ -170,12 +170,12 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     keys = list(dict.fromkeys(key for key, _, _ in units))
     searches = [claim_task(config, CLAIM, VERSION, f"search-{k}", _search, progress, config=own,
                            spec=config["datasets"][k]) for k in keys]
-    found = dict(zip(keys, run_claim_tasks(config, CLAIM, searches, progress), strict=True))
+    found = dict(zip(keys, run_claim_tasks(config, CLAIM, VERSION, searches, progress), strict=True))
     tasks = [claim_task(config, CLAIM, VERSION, f"profile-{key}-{dist}-x{mult}", _profile, progress,
                         config=own, key=key, spec=config["datasets"][key], distance=dist, mult=mult,
                         found=found[key])
              for key, dist, mult in units]
-    rows = [row for unit in run_claim_tasks(config, CLAIM, tasks, progress) for row in unit]
+    rows = [row for unit in run_claim_tasks(config, CLAIM, VERSION, tasks, progress) for row in unit]
     table = pd.DataFrame(rows)
     eps = eps_table(table, config["eps_k"])
     v = verdict(eps)

@@ -159,7 +159,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
              for s in range(config["search_seeds"])]
     tasks = [claim_task(config, CLAIM, VERSION, f"{key}-seed{s}", _seed_unit, progress, config=own, key=key,
                         spec=spec, s=s) for key, spec, s in units]
-    for (key, _, _), out in zip(units, run_claim_tasks(config, CLAIM, tasks, progress), strict=True):
+    for (key, _, _), out in zip(units, run_claim_tasks(config, CLAIM, VERSION, tasks, progress), strict=True):
         rows += out["rows"]
         found.setdefault(key, np.asarray(out["particles"], dtype=float))
     table = pd.DataFrame(rows)

@@ -172,7 +172,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     # check (the widest Gaussian GAN on a seed that no reported number uses) as the last task
     searches = [claim_task(config, CLAIM, VERSION, f"latent-w{w}", _search_task, progress, config=own,
                            width=w) for w in widths]
-    found = dict(zip(widths, run_claim_tasks(config, CLAIM, searches, progress), strict=True))
+    found = dict(zip(widths, run_claim_tasks(config, CLAIM, VERSION, searches, progress), strict=True))
     units = [(name, width, rep) for rep in range(config["seeds"]) for name in ("data-dependent", "gaussian")
              for width in widths]
     tasks = [claim_task(config, CLAIM, VERSION, f"{name}-w{width}-seed{rep}", _gan_task, progress,
@@ -182,7 +182,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     tasks.append(claim_task(config, CLAIM, VERSION, "tuning", _gan_task, progress, config=own,
                             latent_name="gaussian", width=max(widths), rep=0, found=None,
                             seed=config["tune_seed"]))
-    *outs, tune = run_claim_tasks(config, CLAIM, tasks, progress)
+    *outs, tune = run_claim_tasks(config, CLAIM, VERSION, tasks, progress)
     tune = tune["row"]
     rows, samples_for_plot = [], {}
     for (name, width, rep), out in zip(units, outs, strict=True):

@@ -62,7 +62,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     tasks = [claim_task(config, CLAIM, VERSION, f"{key}-{dist}", _unit, progress, config=own, key=key,
                         spec=spec, dist=dist)
              for key, spec in config["datasets"].items() for dist in config["distances"]]
-    rows = [row for unit in run_claim_tasks(config, CLAIM, tasks, progress) for row in unit]
+    rows = [row for unit in run_claim_tasks(config, CLAIM, VERSION, tasks, progress) for row in unit]
     result = ExperimentResult(CLAIM, pd.DataFrame(rows), {}, extras={})
     _derive(result)
     return result
