@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--distance", default="w2")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--config", choices=["restarts", "capacities", "both"], default="both")
+    parser.add_argument("--config", choices=["restarts", "capacities", "both", "none"], default="both",
+                        help="comparisons to run ('none': only the profile)")
     parser.add_argument("--width", type=int, default=16, help="width of the restarts configuration")
     parser.add_argument("--skip-profile", action="store_true")
     parser.add_argument("--ot-threads", type=int, default=None)
@@ -108,13 +109,13 @@ def main() -> None:
         compare(CAPACITY_WIDTHS, "capacities: widths 4-64, padded to 64", ds.x, args, peak)
 
     if not args.skip_profile:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         prof = complexity_profile({"gaussian": Gaussian(2)}, ds, MLP(depth=2).at([2, 4, 8, 16, 32, 64]), "w2",
                                   n_restarts=3, progress=False)
-        total = time.perf_counter() - t0
+        total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
         print(prof[["capacity", "value", "std", "noise_floor", "noise_floor_std"]].to_string(index=False))
-        print(f"profile 6 capacities x 3 restarts, w2, n = 2000, default steps: {total:.1f} s "
-              f"(load average {os.getloadavg()[0]:.1f})")
+        print(f"profile 6 capacities x 3 restarts, w2, n = 2000, default steps: {total:.1f} s wall, "
+              f"{total_cpu:.1f} s CPU (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
