@@ -35,6 +35,7 @@ from latentdist.experiments import cache
 from latentdist.experiments._common import Verdict
 from latentdist.experiments.r5_stats import paired_differences, paired_summary, paired_verdict
 from latentdist.experiments.result import ExperimentResult
+from latentdist.tasks import Task, TaskStore, run_tasks
 
 __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "WEAKENINGS", "compute", "plot", "run", "model_specs",
            "check_config", "aux_family", "run_seed", "verdict"]
@@ -304,13 +305,47 @@ def _store_unit(config: dict, key: str, unit: dict) -> None:
         cache.store("R5-unit", key, unit)
 
 
+class _UnitStore(TaskStore):
+    """R5's unit store as a task store: ``unit_dir`` files (committed with the results in full mode) and
+    the per-unit result cache (``unit_cache``); a task's key is :func:`_unit_key`."""
+
+    def __init__(self, config: dict):
+        super().__init__(None)
+        self.config = config
+
+    def load(self, task: Task) -> tuple[bool, Any]:
+        hit = _load_unit(self.config, task.key)
+        return hit is not None, hit
+
+    def store(self, task: Task, result: Any) -> None:
+        _store_unit(self.config, task.key, result)
+
+
+def _unit_task(spec: dict, config: dict, data: dict, feats, ref: dict, seed: int, progress: bool) -> Task:
+    """One (seed, model) as a task whose key is :func:`_unit_key` (the hashed config leaves out the seed
+    lists, the sweep grid and where units are kept); the full config, data and features go unhashed."""
+    own = {k: v for k, v in config.items() if k not in _NOT_IN_KEY}
+    return Task(_train_and_score, {"config": own, "seed": seed, "spec": spec}, name="R5-unit",
+                version=VERSION, context={"full_config": config, "data": data, "feats": feats, "ref": ref,
+                                          "progress": progress})
+
+
+def _run_units(pairs: list[tuple[dict, int]], config: dict, data: dict, feats, ref: dict,
+               progress: bool) -> list[dict]:
+    """The units of ``(spec, seed)`` pairs on the current executor, through :class:`_UnitStore`."""
+    tasks = [_unit_task(spec, config, data, feats, ref, seed, progress) for spec, seed in pairs]
+    return run_tasks(tasks, store=_UnitStore(config), progress=progress, desc=f"{CLAIM} units")
+
+
 def run_unit(spec: dict, config: dict, data: dict, feats, ref: dict, seed: int, progress: bool) -> dict:
-    """Train and score one (seed, model), through the unit store: ``unit_dir`` files (committed with the
-    results in full mode) and the per-unit result cache (``unit_cache``)."""
-    key = _unit_key(config, seed, spec)
-    hit = _load_unit(config, key)
-    if hit is not None:
-        return hit
+    """Train and score one (seed, model), through the unit store (see :class:`_UnitStore`)."""
+    return _run_units([(spec, seed)], config, data, feats, ref, progress)[0]
+
+
+def _train_and_score(config: dict, seed: int, spec: dict, full_config: dict, data: dict, feats, ref: dict,
+                     progress: bool) -> dict:
+    """Task body: train and score one unit (``config`` is the hashed part of ``full_config``)."""
+    config = full_config
     res = _train(spec, config, data, seed, progress)
     row, grid = score_unit(res, config, data, feats, ref, seed)
     history = res.history.copy()
@@ -321,8 +356,7 @@ def run_unit(spec: dict, config: dict, data: dict, feats, ref: dict, seed: int, 
     # the sample grid as 8-bit greyscale keeps a committed unit file small
     unit = {"row": row, "grid": np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8),
             "history": pd.DataFrame(history.to_dict("records"))}
-    _store_unit(config, key, unit)
-    return unit
+    return unit  # stored by run_tasks through _UnitStore
 
 
 def _spec_columns(spec: dict) -> dict:
@@ -363,18 +397,16 @@ def _units(config: dict, data: dict, feats, ref: dict, seeds: list[int], sweep_s
            progress: bool, only: list[int] | None = None) -> tuple[list[dict], tuple[str, float]]:
     """Sweep units on the sweep seeds, the choice of DAE, then joint and chosen DAE on the other seeds."""
     units: list[dict] = []
-    for seed in sweep_seeds:
-        if only is None or seed in only or any(s not in sweep_seeds for s in only):
-            units += [run_unit(s, config, data, feats, ref, seed, progress)
-                      for s in model_specs(config, seed, seeds, sweep_seeds)]
+    sweep = [(s, seed) for seed in sweep_seeds
+             if only is None or seed in only or any(o not in sweep_seeds for o in only)
+             for s in model_specs(config, seed, seeds, sweep_seeds)]
+    units += _run_units(sweep, config, data, feats, ref, progress)
     if only is not None and all(s in sweep_seeds for s in only):
         return units, (None, None)
     best = choose_dae(pd.DataFrame([u["row"] for u in units]))
     best_spec = {"method": "dae", "weakening": best[0], "strength": best[1], "init": "fresh"}
-    for seed in seeds[len(sweep_seeds):]:
-        if only is None or seed in only:
-            units += [run_unit(s, config, data, feats, ref, seed, progress)
-                      for s in ({"method": "joint"}, best_spec)]
+    units += _run_units([(s, seed) for seed in seeds[len(sweep_seeds):] if only is None or seed in only
+                         for s in ({"method": "joint"}, best_spec)], config, data, feats, ref, progress)
     return units, best
 
 
