@@ -148,6 +148,7 @@ def test_processes_give_bit_identical_profiles(serial_profile):
         pd.testing.assert_frame_equal(_small_profile(ex), serial_profile, check_exact=True)
 
 
+@pytest.mark.slow  # starting Ray takes 1-3 minutes on 2 loaded cores; CI does not install Ray (it skips)
 def test_ray_gives_bit_identical_profiles(serial_profile):
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (pip install 'latentdist[ray]'): serial and processes only")
