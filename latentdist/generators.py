@@ -1,4 +1,4 @@
-"""Capacity-indexed generator families G_c (THEORY.md §1).
+"""Capacity-indexed generator families G_c (docs/theory.md §1).
 
 A family is a small frozen config object. ``family.build(in_dim, out_dim, seed=...)`` returns a fresh
 ``torch.nn.Module`` g: R^in_dim -> R^out_dim, and ``family.capacity`` is the number that indexes the
@@ -123,7 +123,7 @@ def _check_mlp_fields(width: int, depth: int, activation: str) -> None:
 class Linear(Family):
     """Affine maps g(z) = A z (+ b). Capacity is fixed at 1.
 
-    With ``bias=False`` and P_z = N(0, I), g#P_z = N(0, A A^T): the family of THEORY.md anchor A1.
+    With ``bias=False`` and P_z = N(0, I), g#P_z = N(0, A A^T): the family of anchor A1 (docs/theory.md A1).
     """
 
     bias: bool = True
@@ -142,7 +142,7 @@ class MLP(Family):
 
     g(z) = W_{depth+1} σ(... σ(W_1 z + b_1) ...) + b_{depth+1}. The first layer is an unconstrained
     affine map, so the family is invariant under invertible affine reparameterisations of the
-    latent (THEORY.md P4).
+    latent (docs/theory.md P4).
     """
 
     width: int = 64
@@ -234,7 +234,7 @@ class LipschitzMLP(Family):
     """Provably L-Lipschitz MLP: g(z) = W_k MaxMin(... MaxMin(W_1 (L z) + b_1) ...) + b_k.
 
     Every weight has spectral norm <= 1 exactly and MaxMin is 1-Lipschitz, so Lip(g) <= L; capacity = L.
-    The family represents clamps such as clip(L z, -a, a) exactly (THEORY.md A2), which per-layer
+    The family represents clamps such as clip(L z, -a, a) exactly (docs/theory.md A2), which per-layer
     spectral normalisation with ReLU cannot. ``width`` must be even (MaxMin acts on pairs).
     """
 

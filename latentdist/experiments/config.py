@@ -1,4 +1,4 @@
-"""Quick and full configurations of the experiments R1–R6 (THEORY.md §6).
+"""Quick and full configurations of the experiments R1–R6 (docs/theory.md §6).
 
 A configuration is a plain JSON-like dict, so it can be hashed for the result cache and written next
 to the numbers it produced. ``quick`` is sized for the test suite and ``latentdist repro --quick``
