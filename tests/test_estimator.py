@@ -1,7 +1,7 @@
 """latent_data_distance: closed-form anchors A1/A2, properties P1 P3 P4 P6, API and bad input.
 
-Tolerances are statistical, not tuned: each anchor's tolerance is the one docs/theory.md A1-A2 (or the brief) states,
-and "never below the closed form by more than the floor" uses the estimate's own noise floor.
+Tolerances are statistical, not tuned: each anchor's tolerance is the one docs/theory.md A1-A2 (or the
+brief) states, and "never below the closed form by more than the floor" uses the estimate's own noise floor.
 """
 
 from __future__ import annotations

@@ -217,10 +217,15 @@ def test_batched_loss_rejects_bad_options_and_falls_back():
     # median heuristic on a pool over 1000 points: the registry's seeded subsample, member by member
     from latentdist.distances import mmd2
 
-    y, x = torch.randn(2, 600, 2), torch.randn(2, 600, 2)
+    # float64 and seeded: the two paths then differ only by summation order, ~1e-15, far below 1e-10;
+    # a bandwidth from another subsample (the argument-order bug) shows up at ~1e-6.
+    gen = torch.Generator().manual_seed(0)
+    y, x = torch.randn(2, 600, 2, generator=gen, dtype=torch.float64), torch.randn(
+        2, 600, 2, generator=gen, dtype=torch.float64)
     got = minibatch_loss("mmd")(y, x)
     for b in range(2):
-        assert abs(float(got[b]) - mmd2(y[b], x[b])) < 1e-6
+        assert abs(float(got[b]) - mmd2(y[b], x[b])) < 1e-10
+        assert abs(float(got[b]) - mmd2(x[b], y[b])) < 1e-10
 
 
 @pytest.mark.parametrize("threads", [1, 3])

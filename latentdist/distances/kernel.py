@@ -50,6 +50,10 @@ def median_bandwidth(x: Any, y: Any, *, max_samples: int = 1000, seed: SeedLike 
     max_samples = check_int(max_samples, "max_samples", low=2)
     check_seed(seed)
     x, y = check_pair(x, y)
+    if _second_comes_first(x, y, None, None):
+        # The subsample below follows the pooled order; pooling in the canonical order makes the
+        # bandwidth, and so mmd2 and its batched training form, independent of the argument order.
+        x, y = y, x
     xn, yn, exponent = normalize_scale(to_numpy(x), to_numpy(y))
     z = np.concatenate([xn, yn])
     if len(z) < 2:

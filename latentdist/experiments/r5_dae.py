@@ -281,26 +281,20 @@ def _unit_file(config: dict, key: str) -> Path | None:
 
 
 def _load_unit(config: dict, key: str) -> dict | None:
-    import pickle
-
-    from latentdist._io import read_verified_bytes
-
+    # The digest-checked pair: a damaged unit file warns and is recomputed, like any cache entry.
     path = _unit_file(config, key)
     if path is not None and path.is_file():
-        payload = read_verified_bytes(path, what="R5 unit", remedy="delete it to recompute the unit")
-        return pickle.loads(payload)
+        unit = cache.load_file(path)
+        if unit is not None:
+            return unit
     return cache.load("R5-unit", key) if config["unit_cache"] else None
 
 
 def _store_unit(config: dict, key: str, unit: dict) -> None:
-    import pickle
-
-    from latentdist._io import write_verified_bytes
-
     path = _unit_file(config, key)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_verified_bytes(path, pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL))
+        cache.store_file(path, unit)
     if config["unit_cache"] and cache.unwritable() is None:
         cache.store("R5-unit", key, unit)
 

@@ -1,4 +1,7 @@
-"""A sampler x = g(z), z ~ prior, that reports the size of both parts (docs/theory.md §3: never hide the prior)."""
+"""A sampler x = g(z), z ~ prior, that reports the size of both parts.
+
+Never hide the prior (docs/theory.md §3).
+"""
 
 from __future__ import annotations
 
