@@ -1,7 +1,7 @@
 """No machine paths in the repository: docs, notebooks and code use $LATENTDIST_DATA or the user cache.
 
-An absolute home, work or temporary path (``/root/...``, ``/home/...``, ``/work/...``, ``/Users/...``,
-``/tmp/...``) only exists on the machine it was written on; for anyone who clones the repository it leads
+An absolute home, work or temporary path (under ``/root``, ``/home``, ``/work``, ``/Users`` or
+``/tmp``) only exists on the machine it was written on; for anyone who clones the repository it leads
 nowhere. This scans every tracked text file, notebook outputs included.
 """
 
@@ -37,9 +37,10 @@ def _tracked_files() -> list[str]:
 
 
 def test_the_pattern_can_fail():
-    hits = ["LATENTDIST_DATA=/work/shared/data", "see /root/.cache/x", "(/home/me/data)", "'/tmp/run1'",
-            "/Users/ana/mnist"]
-    misses = ["$LATENTDIST_DATA/mnist", "~/.cache/latentdist", "http://host/tmp/x", "docs/work/page.md",
+    # Built from parts so that this file itself holds no machine path for the repository-wide scans.
+    hits = [f"LATENTDIST_DATA=/{'work'}/shared/data", f"see /{'root'}/.cache/x", f"(/{'home'}/me/data)",
+            f"'/{'tmp'}/run1'", f"/{'Users'}/ana/mnist"]
+    misses = ["$LATENTDIST_DATA/mnist", "~/.cache/latentdist", "http://host/tmp/x", f"docs/{'work'}/page.md",
               "$TMPDIR/full_r4", "a/home/b"]
     assert all(MACHINE_PATH.search(h) for h in hits)
     assert not any(MACHINE_PATH.search(m) for m in misses)
