@@ -213,17 +213,27 @@ def _fit(
 def _check_validation(val_data: Any, x: torch.Tensor, loss: str, dev, validate_every, patience,
                       min_steps) -> tuple[torch.Tensor | None, dict]:
     """The validation tensor (same sample shape as the data) and the early-stopping keywords."""
+    unit_range = None if loss == "mse" else f"loss={loss!r}"
+    return check_validation_data(val_data, x, dev, unit_range, validate_every, patience, min_steps)
+
+
+def check_validation_data(val_data: Any, x: torch.Tensor, dev, unit_range: str | None, validate_every,
+                          patience, min_steps, *, min_samples: int = 1) -> tuple[torch.Tensor | None, dict]:
+    """``val_data`` as a tensor shaped like the data ``x`` (in [0, 1] when ``unit_range`` names why it must
+    be) and run_loop's early-stopping keywords; ``(None, {})`` without validation data. Shared by every
+    autoencoder-style trainer."""
     if val_data is None:
         if validate_every is not None or patience is not None:
-            raise ValueError("validate_every and patience need val_data (held-out images to validate on)")
+            raise ValueError("validate_every and patience need val_data (held-out samples to validate on)")
         return None, {}
-    v = prepare_data(val_data, dev, min_samples=1)
+    v = prepare_data(val_data, dev, min_samples=min_samples)
     if tuple(v.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"val_data must have samples shaped like data {tuple(x.shape[1:])}, "
                          f"got {tuple(v.shape[1:])}")
-    if loss != "mse" and (v.min() < 0 or v.max() > 1):
-        raise ValueError(f"loss={loss!r} needs val_data in [0, 1]")
-    return v, {"validate_every": validate_every, "patience": patience, "min_steps": min_steps}
+    if unit_range is not None and (v.min() < 0 or v.max() > 1):
+        raise ValueError(f"{unit_range} needs val_data in [0, 1]")
+    return v, {"validate_every": validate_every, "patience": patience,
+               "min_steps": check_int(min_steps, "min_steps", low=0)}
 
 
 def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sample: torch.Tensor) -> int:

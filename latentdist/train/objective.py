@@ -112,21 +112,10 @@ def _validation(val: torch.Tensor, objective: Objective, seed: int, batch: int =
 def check_validation(val_data: Any, x: torch.Tensor, dev: torch.device, bernoulli: bool, validate_every: Any,
                      patience: Any, min_steps: Any) -> tuple[torch.Tensor | None, dict]:
     """The validation tensor (samples shaped like ``x``) and the early-stopping keywords of run_loop."""
-    from latentdist._validation import check_int
-    from latentdist.train.loop import prepare_data
+    from latentdist.train.autoencoder import check_validation_data
 
-    if val_data is None:
-        if validate_every is not None or patience is not None:
-            raise ValueError("validate_every and patience need val_data (held-out samples to validate on)")
-        return None, {}
-    v = prepare_data(val_data, dev, min_samples=2)
-    if tuple(v.shape[1:]) != tuple(x.shape[1:]):
-        raise ValueError(f"val_data must have samples shaped like data {tuple(x.shape[1:])}, "
-                         f"got {tuple(v.shape[1:])}")
-    if bernoulli and (v.min() < 0 or v.max() > 1):
-        raise ValueError("val_data must lie in [0, 1] for a Bernoulli decoder")
-    return v, {"validate_every": validate_every, "patience": patience,
-               "min_steps": check_int(min_steps, "min_steps", low=0)}
+    return check_validation_data(val_data, x, dev, "a Bernoulli decoder" if bernoulli else None,
+                                 validate_every, patience, min_steps, min_samples=2)
 
 
 def bernoulli_nll(probs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
