@@ -64,6 +64,20 @@ def test_validation_early_stopping_in_both_stages(imgs):
         assert stages[k]["stopped_step"] is not None or stages[k]["best_step"] == 60
 
 
+def test_min_delta_defines_the_plateau(imgs):
+    """A tolerance larger than any improvement stops each stage at min_steps + patience validations; a
+    negative tolerance is refused before training."""
+    kw = dict(stage1_steps=80, stage2_steps=80, batch_size=16, lr=3e-3, loss="bce", val_data=imgs[120:],
+              validate_every=4, patience=2, min_steps=8, progress=False, log_every=100)
+    res = train_dae(imgs[:120], ConvEncoder(2, latent_dim=3), ConvDecoder(2), ConvDecoder(2), min_delta=10.0,
+                    **kw)
+    for k in (1, 2):
+        assert res.history.attrs["stages"][k]["stopped_step"] == 12  # best at 4; 8, 12 miss it by 10
+    with pytest.raises(ValueError, match="min_delta"):
+        train_autoencoder(imgs[:120], ConvEncoder(2, latent_dim=3), ConvDecoder(2), steps=8, loss="bce",
+                          val_data=imgs[120:], validate_every=4, patience=2, min_delta=-1.0, progress=False)
+
+
 def test_validation_loss_is_the_held_out_reconstruction_loss(imgs):
     res = train_autoencoder(imgs[:120], ConvEncoder(4, latent_dim=3), ConvDecoder(4), steps=10, batch_size=32,
                             loss="bce", val_data=imgs[120:], validate_every=10, progress=False)

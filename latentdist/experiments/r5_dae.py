@@ -161,7 +161,8 @@ def _train(spec: dict, config: dict, data: dict, seed: int, progress: bool):
     common = dict(batch_size=config["batch_size"], lr=config["lr"], loss=config["loss"],
                   latent_dim=config["latent_dim"], val_data=data["val"],
                   validate_every=config["validate_every"], patience=config["patience"],
-                  min_steps=config["min_steps"], seed=seed, progress=progress,
+                  min_steps=config["min_steps"], min_delta=config.get("min_delta", 0.0), seed=seed,
+                  progress=progress,
                   log_every=config["validate_every"])
     if spec["method"] == "joint":
         return train_autoencoder(data["train"], enc, final_family(config), steps=config["max_steps"],

@@ -211,14 +211,16 @@ def _fit(
 
 
 def _check_validation(val_data: Any, x: torch.Tensor, loss: str, dev, validate_every, patience,
-                      min_steps) -> tuple[torch.Tensor | None, dict]:
+                      min_steps, min_delta: float = 0.0) -> tuple[torch.Tensor | None, dict]:
     """The validation tensor (same sample shape as the data) and the early-stopping keywords."""
     unit_range = None if loss == "mse" else f"loss={loss!r}"
-    return check_validation_data(val_data, x, dev, unit_range, validate_every, patience, min_steps)
+    return check_validation_data(val_data, x, dev, unit_range, validate_every, patience, min_steps,
+                                 min_delta=min_delta)
 
 
 def check_validation_data(val_data: Any, x: torch.Tensor, dev, unit_range: str | None, validate_every,
-                          patience, min_steps, *, min_samples: int = 1) -> tuple[torch.Tensor | None, dict]:
+                          patience, min_steps, *, min_samples: int = 1,
+                          min_delta: float = 0.0) -> tuple[torch.Tensor | None, dict]:
     """``val_data`` as a tensor shaped like the data ``x`` (in [0, 1] when ``unit_range`` names why it must
     be) and run_loop's early-stopping keywords; ``(None, {})`` without validation data. Shared by every
     autoencoder-style trainer."""
@@ -232,8 +234,11 @@ def check_validation_data(val_data: Any, x: torch.Tensor, dev, unit_range: str |
                          f"got {tuple(v.shape[1:])}")
     if unit_range is not None and (v.min() < 0 or v.max() > 1):
         raise ValueError(f"{unit_range} needs val_data in [0, 1]")
-    return v, {"validate_every": validate_every, "patience": patience,
-               "min_steps": check_int(min_steps, "min_steps", low=0)}
+    early = {"validate_every": validate_every, "patience": patience,
+             "min_steps": check_int(min_steps, "min_steps", low=0)}
+    if min_delta:  # only when set, so the checkpoint configs of earlier runs still match
+        early["min_delta"] = check_scalar(min_delta, "min_delta", low=0.0)
+    return v, early
 
 
 def _resolve_latent_dim(encoder: Any, latent_dim: int | None, in_dim: int, sample: torch.Tensor) -> int:
@@ -297,6 +302,7 @@ def train_autoencoder(
     validate_every: int | None = None,
     patience: int | None = None,
     min_steps: int = 0,
+    min_delta: float = 0.0,
     seed: SeedLike = 0,
     device: str | torch.device = "cpu",
     checkpoint_dir: Any = None,
@@ -324,7 +330,7 @@ def train_autoencoder(
         Code dimension; defaults to the encoder family's ``latent_dim`` (or a module's output size).
     val_data : array or tensor, optional
         Held-out samples shaped like ``data``; turns on early stopping on their reconstruction loss.
-    validate_every, patience, min_steps :
+    validate_every, patience, min_steps, min_delta :
         As in :func:`~latentdist.train.loop.run_loop` (defaults: every ``log_every`` steps, never stop early).
     seed, device, checkpoint_dir, checkpoint_every, resume, callbacks, progress, log_every :
         As in :func:`~latentdist.train.gan.train_gan`; the checkpoint is ``autoencoder.pt`` and callbacks
@@ -354,7 +360,7 @@ def train_autoencoder(
     """
     loss, dev, lr, weight_decay, callbacks, x = _check_common(data, loss, lr, weight_decay, device, callbacks)
     ckpt_dir = check_loop_args(steps, batch_size, checkpoint_dir, checkpoint_every, log_every, resume)
-    v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps)
+    v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps, min_delta)
     shape, flat = tuple(x.shape[1:]), int(np.prod(x.shape[1:]))
     s_enc, s_dec, s_batch, s_global = spawn_seeds(seed, 4)
     d = _resolve_latent_dim(encoder, latent_dim, flat, x[:2])
@@ -443,6 +449,7 @@ def train_dae(
     validate_every: int | None = None,
     patience: int | None = None,
     min_steps: int = 0,
+    min_delta: float = 0.0,
     seed: SeedLike = 0,
     device: str | torch.device = "cpu",
     checkpoint_dir: Any = None,
@@ -475,7 +482,7 @@ def train_dae(
     stage2_init : {'fresh', 'aux'}
         Stage 2 starts from a freshly initialised decoder (default) or from the auxiliary decoder's
         weights (needs equal parameter shapes, i.e. an aux weakened by dropout only).
-    batch_size, lr, weight_decay, loss, latent_dim, val_data, validate_every, patience, min_steps :
+    batch_size, lr, weight_decay, loss, latent_dim, val_data, validate_every, patience, min_steps, min_delta :
         As in :func:`train_autoencoder`; shared by both stages, each of which early-stops on its own
         validation loss (stage 1: aux(f(x_val)), stage 2: g(f(x_val))).
     seed, device, checkpoint_dir, checkpoint_every, resume, callbacks, progress, log_every :
@@ -511,7 +518,7 @@ def train_dae(
     check_steps(stage2_steps, "stage2_steps")
     aux_dropout = check_scalar(aux_dropout, "aux_dropout", low=0.0, high=1.0, high_inclusive=False)
     stage2_init = check_option(stage2_init, "stage2_init", STAGE2_INITS)
-    v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps)
+    v, early = _check_validation(val_data, x, loss, dev, validate_every, patience, min_steps, min_delta)
     shape, flat = tuple(x.shape[1:]), int(np.prod(x.shape[1:]))
     s_enc, s_dec, s_batch, s_global, s_aux = spawn_seeds(seed, 5)
     d = _resolve_latent_dim(encoder, latent_dim, flat, x[:2])
