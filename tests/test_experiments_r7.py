@@ -162,6 +162,43 @@ def test_unit_tasks_resume_per_network_and_seed(tmp_path, monkeypatch):
     assert len(calls) == 4
     run({**cfg, "unit_cache": False})  # off: always computed
     assert len(calls) == 5
+    run({**cfg, "n_seeds": 7, "tuning": {"wae": {"lam": [1.0]}}})  # not in the key: the first unit again
+    assert len(calls) == 5
+    kept = tmp_path / "units"
+    run({**cfg, "unit_dir": str(kept)})  # full mode keeps units in the repository
+    assert len(calls) == 5 + 1 and list(kept.glob("R7-vae-0-*.pkl"))
+
+
+def test_resolve_dae_takes_r5s_validation_choice_or_refuses(tmp_path, monkeypatch):
+    """dae='R5' reads R5's full sweep units (argmin of mean validation sample FID); an incomplete sweep or
+    networks other than R5's are refused; an explicit weakening passes through."""
+    from latentdist.experiments import r5_dae
+    from latentdist.experiments.r7_peers import resolve_dae
+
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # R5's unit_dir is relative: figures/units/R5 here
+    explicit = {"weakening": "depth", "strength": 1}
+    assert resolve_dae({"dae": explicit}) == explicit
+    with pytest.raises(ValueError, match="dae must be"):
+        resolve_dae({"dae": "R6"})
+    with pytest.raises(ValueError, match="differs in"):
+        resolve_dae(get_config("R7", "quick", dae="R5"))
+    full = get_config("R7", "full")
+    assert full["dae"] == "R5"
+    with pytest.raises(ValueError, match=r"incomplete \(0 of 27 units"):
+        resolve_dae(full)
+    r5 = get_config("R5", "full")
+    seeds = list(range(r5["n_seeds"]))
+    rng = np.random.default_rng(0)
+    for seed in seeds[: r5["sweep_seeds"]]:
+        for spec in r5_dae.model_specs(r5, seed, seeds, seeds[: r5["sweep_seeds"]]):
+            if spec["method"] != "dae" or spec["init"] != "fresh":
+                continue
+            best = (spec["weakening"], spec["strength"]) == ("width", 8.0)
+            row = {**spec, "seed": seed, "val_sample_fid": (5.0 if best else 20.0) + rng.uniform(0, 1)}
+            r5_dae._store_unit(r5, r5_dae._unit_key(r5, seed, spec), {"row": row})
+    assert resolve_dae(full) == {"weakening": "width", "strength": 8.0}
+    assert len(list((tmp_path / "figures" / "units" / "R5").glob("*.pkl"))) == 27
 
 
 def test_tiny_r7_writes_table_figures_and_a_verdict(tmp_path, mnist_root, monkeypatch):

@@ -184,7 +184,7 @@ _R7 = {  # the DAE among its peers (r7_peers); every network shares decoder, lat
         "batch_size": 64, "lr": 2e-3, "max_steps": 80, "min_steps": 0, "validate_every": 20, "patience": 2,
         "prior": "gmm", "prior_components": [4, 8], "flow_steps": 80,
         "second_stage": {"steps": 80, "width": 32},
-        # the DAE's weakening: R5's validation choice once its full run lands (provisional here)
+        # quick mode fixes a weakening (R5's quick sweep is smoke-sized); full mode takes R5's choice
         "dae": {"weakening": "width", "strength": 4},
         # one hyper-parameter per baseline, chosen on validation sample FID (first seed)
         "tuning": {"gan": {"lr": [2e-3]}, "vae": {"beta": [1.0]}, "rae": {"lam": [1e-2]},
@@ -193,20 +193,23 @@ _R7 = {  # the DAE among its peers (r7_peers); every network shares decoder, lat
                       "n_floor": 3},
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 300, "unit_cache": False,
     },
-    "full": {  # R5's data split, encoder and final decoder; a 7-epoch cap (430 steps an epoch) fits 3 h
+    "full": {  # R5's data split and networks (so R5's choice of weakening applies), 20 epochs for every one
         "seed": 0, "n_seeds": 3, "split_seed": 2023, "n_train": None, "n_val": 5000, "n_eval": 5000,
-        "latent_dim": 16, "encoder_channels": 32, "decoder": {"channels": 32, "depth": 2},
-        "critic_channels": 32, "batch_size": 128, "lr": 1e-3, "max_steps": 3010, "min_steps": 0,
-        "validate_every": 430, "patience": 3,
-        "prior": "gmm", "prior_components": [10, 20, 40], "flow_steps": 2000,
+        "latent_dim": 16, "encoder_channels": 16, "decoder": {"channels": 16, "depth": 2},
+        # the same budget for every network (the GAN has no validation objective to stop on): 20 epochs of
+        # 55k images, validated every epoch, the best validated weights kept (patience None: no early cut)
+        "critic_channels": 16, "batch_size": 128, "lr": 1e-3, "max_steps": 8600, "min_steps": 0,
+        "validate_every": 430, "patience": None,
+        "prior": "gmm", "prior_components": [10, 20], "flow_steps": 2000,
         "second_stage": {"steps": 4000, "width": 256},
-        "dae": {"weakening": "dropout", "strength": 0.3},
+        "dae": "R5",  # R5's validation choice, read from figures/units/R5 (r7_peers.resolve_dae)
         "tuning": {"gan": {"lr": [1e-4, 2e-4]}, "vae": {"beta": [0.5, 1.0]}, "rae": {"lam": [1e-3, 1e-2]},
                    "wae": {"lam": [10.0, 100.0]}},
         "latent_dg": {"width": 32, "depth": 2, "n": 4000, "steps": 400, "restarts": 2, "distance": "w2",
                       "n_floor": 10},
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 2000,
-        "unit_cache": True,  # each (network, seed) is cached once scored: a killed run resumes from there
+        # each (network, seed) is a file here once scored (committed): a killed run resumes from there
+        "unit_cache": True, "unit_dir": "figures/units/R7",
     },
 }
 

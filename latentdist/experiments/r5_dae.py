@@ -38,7 +38,7 @@ from latentdist.experiments.result import ExperimentResult
 from latentdist.tasks import Task, TaskStore, run_tasks
 
 __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "WEAKENINGS", "compute", "plot", "run", "model_specs",
-           "check_config", "aux_family", "run_seed", "verdict"]
+           "check_config", "aux_family", "run_seed", "verdict", "validation_choice"]
 
 CLAIM = "R5"
 TITLE = "DAE vs joint autoencoder on MNIST"
@@ -439,6 +439,33 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
             curves.append(u["history"].assign(model=r["method"]))
     extras = {"grids": grids, "curves": pd.concat(curves, ignore_index=True), "calibration": calib}
     return ExperimentResult(CLAIM, table, summary, extras=extras)
+
+
+def validation_choice(mode: str = "full", **overrides: Any) -> tuple[str, float]:
+    """R5's validation choice of weakening, read from the stored sweep units without training anything.
+
+    Used by R7 so that its DAE is the one R5 chose. Raises ValueError (with how many sweep units are there
+    and the command that makes the rest) while R5's sweep for this configuration is incomplete.
+    """
+    from latentdist.experiments.config import get_config
+
+    config = get_config(CLAIM, mode, **overrides)
+    seeds = [config["seed"] + k for k in range(config["n_seeds"])]
+    sweep_seeds = seeds[: config["sweep_seeds"]]
+    rows, missing = [], 0
+    for seed in sweep_seeds:
+        for spec in model_specs(config, seed, seeds, sweep_seeds):
+            if spec["method"] != "dae" or spec["init"] != "fresh":
+                continue
+            unit = _load_unit(config, _unit_key(config, seed, spec))
+            missing += unit is None
+            rows += [] if unit is None else [unit["row"]]
+    if missing:
+        where = config["unit_dir"] or "the cache"
+        raise ValueError(f"R5's {mode} sweep is incomplete ({len(rows)} of {len(rows) + missing} units found "
+                         f"in {where}); run `latentdist repro --{mode} --only R5` first, or give the "
+                         "weakening explicitly")
+    return choose_dae(pd.DataFrame(rows))
 
 
 def choose_dae(table: pd.DataFrame) -> tuple[str, float]:

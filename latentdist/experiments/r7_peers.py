@@ -9,7 +9,8 @@ ex-post GMM and with a RealNVP flow prior.
 
 Tuning: each baseline's one hyper-parameter (GAN lr, VAE β, RAE λ, WAE λ; ``config['tuning']``) is chosen on
 the first seed by the sample FID against the *validation* images, never the test images; the DAE's
-weakening is fixed in the config (R5's validation choice).
+weakening is R5's validation choice (``dae='R5'`` in full mode reads it from R5's unit files, see
+:func:`resolve_dae`; quick mode fixes one).
 
 The verdict (:func:`verdict`, a pure function of the per-seed table) asks whether the points agree with the
 thesis "simpler latents give better samples at a fixed decoder": Spearman ρ between the latent's excess
@@ -33,7 +34,7 @@ from latentdist.experiments.io import save_figure, save_table
 from latentdist.experiments.result import ExperimentResult
 
 __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "compute", "plot", "run", "verdict", "verdict_detail",
-           "summarise", "with_dae_comparison", "check_config", "METRICS"]
+           "summarise", "with_dae_comparison", "check_config", "resolve_dae", "METRICS"]
 
 CLAIM = "R7"
 TITLE = "The DAE among its peers on MNIST (equal decoder)"
@@ -58,7 +59,7 @@ def check_config(config: dict) -> None:
     from latentdist.experiments.r7_models import NETWORKS, decoder_family
     from latentdist.train.autoencoder import check_aux_not_larger
 
-    d, dae = int(config["latent_dim"]), config["dae"]
+    d, dae = int(config["latent_dim"]), resolve_dae(config)
     final = decoder_family(config)
     try:
         aux = aux_family({**config, "loss": "bce"}, dae["weakening"], dae["strength"])
@@ -74,6 +75,31 @@ def check_config(config: dict) -> None:
                              f"got {grid!r}")
     if int(config["n_seeds"]) < 1:
         raise ValueError(f"n_seeds must be >= 1, got {config['n_seeds']}")
+
+
+#: what the DAE's weakening depends on in R5: R7 may take R5's choice only with R5's networks
+_R5_SHARED = ("latent_dim", "encoder_channels", "decoder", "split_seed", "n_val", "batch_size", "lr")
+
+
+def resolve_dae(config: dict) -> dict:
+    """The DAE's weakening: ``config['dae']`` itself, or with ``dae='R5'`` the weakening R5's full sweep
+    chose on validation (read from its unit files; ValueError while that sweep is incomplete or when R7's
+    networks differ from R5's, since then R5's choice would not be about these networks)."""
+    dae = config["dae"]
+    if dae != "R5":
+        if not (isinstance(dae, dict) and {"weakening", "strength"} <= set(dae)):
+            raise ValueError(f"dae must be 'R5' or {{'weakening': ..., 'strength': ...}}, got {dae!r}")
+        return dae
+    from latentdist.experiments.config import get_config
+    from latentdist.experiments.r5_dae import validation_choice
+
+    r5 = get_config("R5", "full")
+    differ = [k for k in _R5_SHARED if config[k] != r5[k]]
+    if differ:
+        raise ValueError(f"dae='R5' takes R5's full-mode choice, made for R5's networks and data; R7 differs "
+                         f"in {differ}; give the weakening explicitly instead")
+    weakening, strength = validation_choice("full")
+    return {"weakening": weakening, "strength": strength}
 
 
 def _prepare(config: dict, progress: bool) -> tuple[dict, Any, dict]:
@@ -131,7 +157,10 @@ def _task(config: dict, name: str, kind: str, hp: dict, seed: int, data: dict, f
     hyper-parameters and the seed; the data, feature network and reference features go along unhashed."""
     from latentdist.tasks import Task
 
-    return Task(_unit, {"kind": kind, "hp": hp, "config": config, "seed": seed},
+    # the key leaves out what does not change a unit: the seed count, the grids (hp holds the value) and
+    # where units are kept, so adding seeds or moving the store reuses finished units
+    own = {k: v for k, v in config.items() if k not in ("n_seeds", "tuning", "unit_cache", "unit_dir")}
+    return Task(_unit, {"kind": kind, "hp": hp, "config": own, "seed": seed},
                 name=f"{CLAIM}-{name}-{seed}", version=VERSION,
                 context={"data": data, "feats": feats, "ref": ref, "progress": progress})
 
@@ -143,7 +172,11 @@ def _run(config: dict, tasks: list, progress: bool) -> list:
     from latentdist._io import cache_root
     from latentdist.tasks import run_tasks
 
-    store = cache_root("experiments", f"{CLAIM}-units") if config.get("unit_cache", False) else None
+    store = None
+    if config.get("unit_dir"):  # full mode: files committed with the results, so a later session resumes
+        store = Path(config["unit_dir"])
+    elif config.get("unit_cache", False):
+        store = cache_root("experiments", f"{CLAIM}-units")
     return run_tasks(tasks, store=store, progress=progress, desc=f"{CLAIM} units")
 
 
@@ -168,6 +201,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     """
     from latentdist.experiments.r7_models import NETWORKS
 
+    config = {**config, "dae": resolve_dae(config)}
     data, feats, ref = _prepare(config, progress)
     choices, tuning, reuse = _tune(config, data, feats, ref, progress)
     seeds = [config["seed"] + k for k in range(config["n_seeds"])]
@@ -186,7 +220,7 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
                 grids.update(g)
     per_seed = pd.DataFrame(rows + _calibration(data, feats, ref, config))
     detail = verdict_detail(per_seed)
-    summary = {"seeds": seeds, "choices": choices, "tuning_val_sample_fid": tuning,
+    summary = {"seeds": seeds, "dae": config["dae"], "choices": choices, "tuning_val_sample_fid": tuning,
                "verdict": verdict(per_seed).to_dict(), **detail}
     extras = {"grids": grids, "per_seed": per_seed}
     return ExperimentResult(CLAIM, with_dae_comparison(summarise(per_seed), detail), summary, extras=extras)
