@@ -78,3 +78,27 @@ def test_main_names_a_missing_file(tmp_path, missing):
             (tmp_path / name).write_text("{}")
     with pytest.raises(FileNotFoundError, match=f"^{missing} not in"):
         r5_report.main([str(tmp_path)])
+
+
+def test_interim_counts_stored_and_missing_units_of_a_partial_full_run(tmp_path, monkeypatch, capsys):
+    from latentdist.experiments import r5_dae
+    from latentdist.experiments.config import get_config
+
+    monkeypatch.setenv("LATENTDIST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # the full config keeps units in figures/units/R5, relative
+    cfg = get_config("R5", "full")
+    seeds = list(range(cfg["n_seeds"]))
+    planned = [(seed, spec) for seed in seeds[:3] for spec in r5_dae.model_specs(cfg, seed, seeds, seeds[:3])]
+    assert len(planned) == 33  # 3 sweep seeds x (joint, 9 weakenings, the init variant)
+    for seed, spec in planned[:11]:  # seed 0 done
+        row = {"method": spec["method"], "weakening": spec.get("weakening", "none"),
+               "strength": spec.get("strength", float("nan")), "init": spec.get("init", "none"), "seed": seed,
+               "val_sample_fid": 9.0, "sample_fid": 10.0, "recon_fid": 4.0, "prior_gap": 6.0,
+               "latent_dg": 2.5,
+               "class_tv_uniform": 0.05}
+        r5_dae._store_unit(cfg, r5_dae._unit_key(cfg, seed, spec), {"row": row})
+    rows, missing = r5_dae.stored_rows("full")
+    assert len(rows) == 11 and missing == 22 + 2 * 2  # the two headline-only seeds wait for the sweep
+    r5_report.main(["--interim"])
+    out = capsys.readouterr().out
+    assert out.startswith("R5 full: 11 units stored, 26 still to train") and "| width 8 | 9.00 |" in out

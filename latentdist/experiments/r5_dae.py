@@ -38,7 +38,7 @@ from latentdist.experiments.result import ExperimentResult
 from latentdist.tasks import Task, TaskStore, run_tasks
 
 __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "WEAKENINGS", "compute", "plot", "run", "model_specs",
-           "check_config", "aux_family", "run_seed", "verdict", "validation_choice"]
+           "check_config", "aux_family", "run_seed", "verdict", "validation_choice", "stored_rows"]
 
 CLAIM = "R5"
 TITLE = "DAE vs joint autoencoder on MNIST"
@@ -399,9 +399,9 @@ def _units(config: dict, data: dict, feats, ref: dict, seeds: list[int], sweep_s
     if only is not None and all(s in sweep_seeds for s in only):
         return units, (None, None)
     best = choose_dae(pd.DataFrame([u["row"] for u in units]))
-    best_spec = {"method": "dae", "weakening": best[0], "strength": best[1], "init": "fresh"}
-    units += _run_units([(s, seed) for seed in seeds[len(sweep_seeds):] if only is None or seed in only
-                         for s in ({"method": "joint"}, best_spec)], config, data, feats, ref, progress)
+    later = [(s, seed) for seed in seeds[len(sweep_seeds):] if only is None or seed in only
+             for s in ({"method": "joint"}, _chosen_spec(best))]
+    units += _run_units(later, config, data, feats, ref, progress)
     return units, best
 
 
@@ -441,6 +441,41 @@ def compute(config: dict, *, progress: bool = True) -> ExperimentResult:
     return ExperimentResult(CLAIM, table, summary, extras=extras)
 
 
+def _stored(config: dict, pairs: list[tuple[int, dict]]) -> tuple[list[dict], int]:
+    """Rows of the stored units among ``(seed, spec)`` pairs, and how many are not stored."""
+    units = [_load_unit(config, _unit_key(config, seed, spec)) for seed, spec in pairs]
+    return [u["row"] for u in units if u is not None], sum(u is None for u in units)
+
+
+def _sweep_pairs(config: dict) -> list[tuple[int, dict]]:
+    seeds = [config["seed"] + k for k in range(config["n_seeds"])]
+    sweep_seeds = seeds[: config["sweep_seeds"]]
+    return [(seed, spec) for seed in sweep_seeds for spec in model_specs(config, seed, seeds, sweep_seeds)]
+
+
+def _chosen_spec(best: tuple[str, float]) -> dict:
+    return {"method": "dae", "weakening": best[0], "strength": best[1], "init": "fresh"}
+
+
+def stored_rows(mode: str = "full", **overrides: Any) -> tuple[pd.DataFrame, int]:
+    """The result rows of the R5 units already stored for this configuration (nothing is trained) and how
+    many planned units are still missing: where a resumable full run stands.
+
+    Planned: the sweep seeds' sweeps, then joint and chosen DAE on each other headline seed (those two are
+    counted missing until the sweep is complete, since the choice needs it).
+    """
+    from latentdist.experiments.config import get_config
+
+    config = get_config(CLAIM, mode, **overrides)
+    rows, missing = _stored(config, _sweep_pairs(config))
+    later = [config["seed"] + k for k in range(config["sweep_seeds"], config["n_seeds"])]
+    if missing:
+        return pd.DataFrame(rows), missing + 2 * len(later)
+    chosen = _chosen_spec(choose_dae(pd.DataFrame(rows)))
+    more, missing = _stored(config, [(seed, s) for seed in later for s in ({"method": "joint"}, chosen)])
+    return pd.DataFrame(rows + more), missing
+
+
 def validation_choice(mode: str = "full", **overrides: Any) -> tuple[str, float]:
     """R5's validation choice of weakening, read from the stored sweep units without training anything.
 
@@ -450,16 +485,8 @@ def validation_choice(mode: str = "full", **overrides: Any) -> tuple[str, float]
     from latentdist.experiments.config import get_config
 
     config = get_config(CLAIM, mode, **overrides)
-    seeds = [config["seed"] + k for k in range(config["n_seeds"])]
-    sweep_seeds = seeds[: config["sweep_seeds"]]
-    rows, missing = [], 0
-    for seed in sweep_seeds:
-        for spec in model_specs(config, seed, seeds, sweep_seeds):
-            if spec["method"] != "dae" or spec["init"] != "fresh":
-                continue
-            unit = _load_unit(config, _unit_key(config, seed, spec))
-            missing += unit is None
-            rows += [] if unit is None else [unit["row"]]
+    rows, missing = _stored(config, [(seed, spec) for seed, spec in _sweep_pairs(config)
+                                     if spec["method"] == "dae" and spec["init"] == "fresh"])
     if missing:
         where = config["unit_dir"] or "the cache"
         raise ValueError(f"R5's {mode} sweep is incomplete ({len(rows)} of {len(rows) + missing} units found "

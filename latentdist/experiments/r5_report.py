@@ -1,6 +1,7 @@
 """R5's tables for ``paper_repro.md``, printed from the files a run writes (no number typed by hand).
 
     python -m latentdist.experiments.r5_report [figures]
+    python -m latentdist.experiments.r5_report --interim    # a full run still in progress
 
 reads ``R5.csv`` (one row per model and seed), ``R5.json`` (the summary: chosen DAE, verdict, headroom) and
 ``R5_calibration.csv`` from the directory and prints the headline table (joint AE against the DAE chosen
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["report", "headline_markdown", "sweep_markdown", "calibration_markdown"]
+__all__ = ["report", "interim", "headline_markdown", "sweep_markdown", "calibration_markdown"]
 
 #: (column, label, format) of the headline table, in order
 HEADLINE = (
@@ -137,9 +138,24 @@ def report(table: pd.DataFrame, summary: dict, calib: pd.DataFrame, config: dict
     return "\n".join(parts)
 
 
+def interim() -> str:
+    """Where a resumable full run stands: units stored and missing, and the sweep table so far (no
+    verdict: the headline needs every unit)."""
+    from latentdist.experiments.r5_dae import stored_rows
+
+    rows, missing = stored_rows("full")
+    head = f"R5 full: {len(rows)} units stored, {missing} still to train (interim, no verdict)."
+    return head if rows.empty else f"{head}\n\n{sweep_markdown(rows)}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Print :func:`report` for the R5 files in ``argv[0]`` (default ``figures``)."""
-    root = Path((argv or sys.argv[1:] or ["figures"])[0])
+    """Print :func:`report` for the R5 files in ``argv[0]`` (default ``figures``); ``--interim`` prints
+    :func:`interim` instead."""
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["--interim"]:
+        print(interim())
+        return
+    root = Path((args or ["figures"])[0])
     missing = [f for f in ("R5.json", "R5.csv", "R5_calibration.csv") if not (root / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)} not in {root}; `latentdist repro --only R5` "
