@@ -128,7 +128,7 @@ _R5 = {  # DAE vs joint (r5_dae); units are cached per (seed, model), so full mo
         "sweeps": {"dropout": [0.3], "width": [4], "depth": [0]}, "init_variant": True,
         "n_seeds": 2, "sweep_seeds": 2,
         "loss": "bce_logits", "batch_size": 64, "lr": 2e-3,
-        "max_steps": 400, "min_steps": 0, "validate_every": 50, "patience": 2,
+        "max_steps": 400, "min_steps": 0, "validate_every": 50, "patience": 2, "min_delta": 0.0,
         "prior": "gmm", "prior_components": [4, 8],
         "latent_dg": {"width": 16, "depth": 2, "n": 400, "steps": 60, "restarts": 1, "distance": "w2",
                       "n_floor": 3},
@@ -192,6 +192,7 @@ _R7 = {  # the DAE among its peers (r7_peers); every network shares decoder, lat
         "latent_dg": {"width": 16, "depth": 2, "n": 400, "steps": 60, "restarts": 1, "distance": "w2",
                       "n_floor": 3},
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 300, "unit_cache": False,
+        "unit_dir": None,
     },
     "full": {  # R5's data split and networks (so R5's choice of weakening applies), 20 epochs for every one
         "seed": 0, "n_seeds": 3, "split_seed": 2023, "n_train": None, "n_val": 5000, "n_eval": 5000,
