@@ -194,12 +194,13 @@ _R7 = {  # the DAE among its peers (r7_peers); every network shares decoder, lat
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 300, "unit_cache": False,
         "unit_dir": None,
     },
-    "full": {  # R5's data split and networks (so R5's choice of weakening applies), 20 epochs for every one
+    "full": {  # R5's data split and networks (so R5's choice of weakening applies), 30 epochs for every one
         "seed": 0, "n_seeds": 3, "split_seed": 2023, "n_train": None, "n_val": 5000, "n_eval": 5000,
         "latent_dim": 16, "encoder_channels": 16, "decoder": {"channels": 16, "depth": 2},
-        # the same budget for every network (the GAN has no validation objective to stop on): 20 epochs of
-        # 55k images, validated every epoch, the best validated weights kept (patience None: no early cut)
-        "critic_channels": 16, "batch_size": 128, "lr": 1e-3, "max_steps": 8600, "min_steps": 0,
+        # the same budget for every network (the GAN has no validation objective to stop on): 30 epochs of
+        # 55k images, where R5's plateau rule stopped its joint AE on average (best at epoch 27-38), validated
+        # every epoch, the best validated weights kept (patience None: no early cut)
+        "critic_channels": 16, "batch_size": 128, "lr": 1e-3, "max_steps": 12900, "min_steps": 0,
         "validate_every": 430, "patience": None,
         "prior": "gmm", "prior_components": [10, 20], "flow_steps": 2000,
         "second_stage": {"steps": 4000, "width": 256},
