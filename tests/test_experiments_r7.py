@@ -243,3 +243,29 @@ def test_tiny_r7_writes_table_figures_and_a_verdict(tmp_path, mnist_root, monkey
     for fig in ("R7_fid_vs_dg", "R7_samples"):
         assert (out / f"{fig}.png").stat().st_size > 1000
     assert (out / "R7_seeds.csv").exists()
+
+
+def test_gan_trains_the_shared_decoder_with_a_linear_output():
+    """A sigmoid output saturates under the critic (every sample black, paper_repro R7): the GAN trains the
+    shared decoder's layers with an identity output, so same parameters, no sigmoid, samples clamped later."""
+    from torch import nn
+
+    from latentdist.data import load_mnist
+    from latentdist.experiments.r7_models import decoder_family, train_network
+
+    cfg = {**get_config("R7", "quick"), **TINY}
+    x, _ = load_mnist("test")
+    net = train_network("gan", {"lr": 1e-3}, {"train": x[:64], "val": x[64:96]}, cfg, seed=0, progress=False)
+    shared = decoder_family(cfg).build(cfg["latent_dim"], 784, seed=0)
+    assert isinstance(list(shared.modules())[-1], nn.Sigmoid)
+    assert not any(isinstance(m, nn.Sigmoid) for m in net.generator.modules())
+    assert sum(p.numel() for p in net.generator.parameters()) == sum(p.numel() for p in shared.parameters())
+
+
+def test_gan_output_check_records_each_variant_and_step():
+    from latentdist.experiments.r7_gan_check import check
+
+    t = check(variants=(("hinge", 1e-3, "sigmoid", 2), ("ns", 1e-3, "linear", 2)), n_images=128, channels=2,
+              every=1, progress=False)
+    assert len(t) == 4 and set(t["output"]) == {"sigmoid", "linear"}
+    assert t["mean_pixel"].between(0, 1).all() and (t["sample_sd"] >= 0).all()  # clamped samples

@@ -34,7 +34,9 @@ def _result() -> tuple[pd.DataFrame, dict]:
     table = r7_peers.with_dae_comparison(r7_peers.summarise(per_seed), detail)
     summary = {"seeds": [0, 1, 2], "dae": {"weakening": "width", "strength": 12.0},
                "tuning_val_sample_fid": {"vae": {"param": "beta", "chosen": 1.0,
-                                                 "val_sample_fid": {"0.5": 25.0, "1.0": 21.0}}},
+                                                 "val_sample_fid": {"0.5": 25.0, "1.0": 21.0}},
+                                         "rae": {"param": "lam", "chosen": 0.001, "val_sample_fid":
+                                                 {"0.0001": 9.0, "0.001": 8.0, "0.01": 9.5}}},
                "verdict": r7_peers.verdict(per_seed).to_dict(), **detail}
     return table, summary
 
@@ -62,7 +64,8 @@ def test_paired_comparison_reads_each_peer_against_the_best_dae():
 def test_report_states_choice_tuning_and_the_verdict_of_the_rule():
     table, summary = _result()
     text = r7_report.report(table, summary)
-    assert "**width 12**" in text and "beta | 0.5: 25.00, 1.0: 21.00 | 1.0" in text
+    assert "**width 12**" in text and "beta | 0.5: 25.00, 1.0: 21.00 | 1.0 (the grid's end)" in text
+    assert "| rae | lam | 0.0001: 9.00, 0.001: 8.00, 0.01: 9.50 | 0.001 |" in text  # inside the grid
     # lower excess D_G goes with higher FID here (gan 0.0 at 31, dae_flow 0.3 at 13): the rule says fail
     assert "**not reproduced**" in text and f"{summary['spearman']:.3f}" in text
 

@@ -205,8 +205,9 @@ _R7 = {  # the DAE among its peers (r7_peers); every network shares decoder, lat
         "prior": "gmm", "prior_components": [10, 20], "flow_steps": 2000,
         "second_stage": {"steps": 4000, "width": 256},
         "dae": "R5",  # R5's validation choice, read from figures/units/R5 (r7_peers.resolve_dae)
-        "tuning": {"gan": {"lr": [1e-4, 2e-4]}, "vae": {"beta": [0.5, 1.0]}, "rae": {"lam": [1e-3, 1e-2]},
-                   "wae": {"lam": [10.0, 100.0]}},
+        # VAE, RAE and WAE got a third value after a first two-value run on the first seed (paper_repro R7)
+        "tuning": {"gan": {"lr": [1e-4, 2e-4]}, "vae": {"beta": [0.25, 0.5, 1.0]},
+                   "rae": {"lam": [1e-4, 1e-3, 1e-2]}, "wae": {"lam": [10.0, 100.0, 1000.0]}},
         "latent_dg": {"width": 32, "depth": 2, "n": 4000, "steps": 400, "restarts": 2, "distance": "w2",
                       "n_floor": 10},
         "calibration": {"blur_sigmas": [0.5, 1.0, 1.5], "noise_std": 0.1}, "mmd_n": 2000,

@@ -38,7 +38,7 @@ __all__ = ["CLAIM", "TITLE", "VERSION", "NEEDS_MNIST", "compute", "plot", "run",
 
 CLAIM = "R7"
 TITLE = "The DAE among its peers on MNIST (equal decoder)"
-VERSION = 4
+VERSION = 5  # the claim's result; each network's stored units have their own (r7_models)
 #: The CLI fetches MNIST (or stops with one message) before computing anything when a claim needs it.
 NEEDS_MNIST = True
 
@@ -155,13 +155,14 @@ def _task(config: dict, name: str, kind: str, hp: dict, seed: int, data: dict, f
           progress: bool):
     """One (network, hyper-parameters, seed) unit as a task: its identity is the config, the network, its
     hyper-parameters and the seed; the data, feature network and reference features go along unhashed."""
+    from latentdist.experiments.r7_models import UNIT_VERSIONS
     from latentdist.tasks import Task
 
     # the key leaves out what does not change a unit: the seed count, the grids (hp holds the value) and
     # where units are kept, so adding seeds or moving the store reuses finished units
     own = {k: v for k, v in config.items() if k not in ("n_seeds", "tuning", "unit_cache", "unit_dir")}
     return Task(_unit, {"kind": kind, "hp": hp, "config": own, "seed": seed},
-                name=f"{CLAIM}-{name}-{seed}", version=VERSION,
+                name=f"{CLAIM}-{name}-{seed}", version=UNIT_VERSIONS[kind],
                 context={"data": data, "feats": feats, "ref": ref, "progress": progress})
 
 

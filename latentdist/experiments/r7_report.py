@@ -73,11 +73,14 @@ def paired_markdown(table: pd.DataFrame, best_dae: str) -> str:
 
 
 def tuning_markdown(tuning: dict) -> str:
-    """Each baseline's tuned parameter: validation sample FID per value (first seed) and the choice."""
+    """Each baseline's tuned parameter: validation sample FID per value (first seed) and the choice, flagged
+    when it is the grid's smallest or largest value (the optimum may lie beyond the grid)."""
     lines = ["| network | parameter | validation sample FID per value | chosen |", "|---|---|---|---|"]
     for kind, t in tuning.items():
         per = ", ".join(f"{k}: {v:.2f}" for k, v in t["val_sample_fid"].items())
-        lines.append(f"| {kind} | {t['param']} | {per} | {t['chosen']} |")
+        grid = [float(k) for k in t["val_sample_fid"]]
+        end = " (the grid's end)" if float(t["chosen"]) in (min(grid), max(grid)) else ""
+        lines.append(f"| {kind} | {t['param']} | {per} | {t['chosen']}{end} |")
     return "\n".join(lines)
 
 
