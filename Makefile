@@ -37,6 +37,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/distances.py --quick
 	$(BIN)/python benchmarks/ensemble.py
+	$(BIN)/python benchmarks/assignment.py
 	$(BIN)/python benchmarks/complexity.py
 	$(BIN)/python benchmarks/dae_pipeline.py
 
