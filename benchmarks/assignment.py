@@ -56,10 +56,7 @@ def phase_times(x: torch.Tensor, members: int, reps: int, batch: int = 64) -> di
         marks.append(time.perf_counter())
         y = gens(z)
         marks.append(time.perf_counter())
-        with torch.no_grad():  # ot_plan_loss's cost matrices, inlined to time them apart
-            yd, xd = y.detach().double(), xb.double()
-            cost = torch.baddbmm((xd * xd).sum(-1)[:, None, :], yd, xd.transpose(1, 2), alpha=-2.0)
-            cost = (cost + (yd * yd).sum(-1)[:, :, None]).clamp_min_(0.0).numpy()
+        cost = minibatch._plan_costs(y, xb, 2.0)  # ot_plan_loss's steps, called one by one to time them
         marks.append(time.perf_counter())
         cols = torch.as_tensor(minibatch.assignments(cost))
         marks.append(time.perf_counter())
@@ -160,6 +157,15 @@ def time_solvers(costs: np.ndarray) -> None:
           f"{minibatch._pool_workers(16)} threads)")
 
 
+def timeit_one(costs: np.ndarray) -> float:
+    """Microseconds per problem of lapx's ``lapjvh`` in one thread, all problems in one C call."""
+    import lap
+
+    t0 = time.perf_counter()
+    lap.lapjvh_batch(costs, return_cost=False, n_threads=1)
+    return 1e6 * (time.perf_counter() - t0) / len(costs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=300, help="training steps timed per configuration")
@@ -180,22 +186,13 @@ def main() -> None:
     one, many = sum(steps[1].values()), sum(steps[16].values())
     costs = recorded_costs(x)
     single = min(timeit_one(costs) for _ in range(3))
+    chain = sum(steps[16][p] for p in ("forward", "costs", "loss", "backward", "adam"))  # needs the plans
     print(f"batching gain 16 x {one:.0f} / {many:.0f} = {16 * one / many:.2f}x; one assignment alone "
           f"{single:.0f} us -> ceiling with 2 cores and nothing else: 2 x {one:.0f} / {single:.0f} = "
           f"{2 * one / single:.1f}x; with the dependent chain (forward, costs, loss, backward, Adam) kept: "
-          f"16 x {one:.0f} / ({sum(steps[16][p] for p in PHASES[1:3] + PHASES[4:7]):.0f} + 8 x {single:.0f})"
-          f" = {16 * one / (sum(steps[16][p] for p in PHASES[1:3] + PHASES[4:7]) + 8 * single):.1f}x")
+          f"16 x {one:.0f} / ({chain:.0f} + 8 x {single:.0f}) = {16 * one / (chain + 8 * single):.1f}x")
     print(f"exact solvers on {len(costs)} recorded 64 x 64 training cost matrices:")
     time_solvers(costs)
-
-
-def timeit_one(costs: np.ndarray) -> float:
-    """Microseconds per problem of lapx's ``lapjvh`` in one thread, all problems in one C call."""
-    import lap
-
-    t0 = time.perf_counter()
-    lap.lapjvh_batch(costs, return_cost=False, n_threads=1)
-    return 1e6 * (time.perf_counter() - t0) / len(costs)
 
 
 if __name__ == "__main__":

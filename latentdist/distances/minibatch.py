@@ -113,6 +113,17 @@ def sorted_rows(t: torch.Tensor) -> torch.Tensor:
     return torch.gather(t, 1, order)
 
 
+def _plan_costs(y: torch.Tensor, x: torch.Tensor, p: float) -> np.ndarray:
+    """The B detached cost matrices ||y_i - x_j||^p, shape (B, n, n), float64 numpy (for the solver)."""
+    with torch.no_grad():
+        yd, xd = y.detach().double(), x.detach().double()
+        # ||y||^2 + ||x||^2 - 2 <y, x> in float64 (relative round-off ~1e-16 of the data scale).
+        cost = torch.baddbmm((xd * xd).sum(-1)[:, None, :], yd, xd.transpose(1, 2), alpha=-2.0)
+        cost = (cost + (yd * yd).sum(-1)[:, :, None]).clamp_min_(0.0)
+        cost = cost if p == 2.0 else cost.sqrt() ** p
+    return cost.cpu().numpy()
+
+
 def ot_plan_loss(y: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
     """Exact minibatch OT loss per member: (1/n) sum_i ||y_i - x_sigma(i)||^p, shape (B,).
 
@@ -126,13 +137,7 @@ def ot_plan_loss(y: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
     if y.shape[-1] == 1:
         ys, xs = sorted_rows(y[..., 0]), sorted_rows(x[..., 0])
         return ((ys - xs).abs() ** p).mean(1)
-    with torch.no_grad():
-        yd, xd = y.detach().double(), x.detach().double()
-        # ||y||^2 + ||x||^2 - 2 <y, x> in float64 (relative round-off ~1e-16 of the data scale).
-        plan_cost = torch.baddbmm((xd * xd).sum(-1)[:, None, :], yd, xd.transpose(1, 2), alpha=-2.0)
-        plan_cost = (plan_cost + (yd * yd).sum(-1)[:, :, None]).clamp_min_(0.0)
-        plan_cost = plan_cost if p == 2.0 else plan_cost.sqrt() ** p
-    cols_t = torch.as_tensor(assignments(plan_cost.cpu().numpy()), device=y.device)
+    cols_t = torch.as_tensor(assignments(_plan_costs(y, x, p)), device=y.device)
     # Only the matched pairs enter the graph: backward costs O(B n D), not O(B n^2 D).
     matched = ((y - torch.gather(x, 1, cols_t[:, :, None].expand(-1, -1, x.shape[2]))) ** 2).sum(-1)
     # The floor keeps the W1 gradient finite when a point sits on its match.
